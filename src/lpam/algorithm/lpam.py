@@ -1,0 +1,327 @@
+"""The LPAM iteration (SPEC.md section 3), generic: N >= 2 blocks, no knowledge of MRI.
+
+Phi_eps(x_1..x_N) = sum_j f_j(x_j) + R_eps(x). One iteration, with per-sample decisions in a batch:
+
+1. residual candidates in Gauss-Seidel order, for j = 1..N:
+       z_j = x_j - alpha_j grad f_j(x_j),  u_j = z_j - tau_j grad_j R_eps(u_<j, z_j, x_>j);
+2. accept u when (a) ||grad Phi_eps(x^k)|| <= a ||u - x^k|| and
+   (b) Phi_eps(u) - Phi_eps(x^k) <= -(1/a) ||u - x^k||^2   (condition (a) is evaluated at x^k, as the
+   authors' code does; SPEC.md section 7);
+3. otherwise the safeguard v_j = x_j - abar_j grad_j Phi_eps(v_<j, x_j, x_>j), with abar_j <- rho abar_j
+   while Phi_eps(v) - Phi_eps(x^k) > -(1/c) ||v - x^k||^2 (at most ``max_backtracks`` shrinks; when that
+   fails the sample keeps x^k and the failure is recorded);
+4. eps_{k+1} = gamma eps_k when ||grad Phi_eps_k(x^{k+1})|| < sigma gamma eps_k, else eps_k;
+5. a sample stops when sigma eps_k < tol (or after the iteration budget of :func:`solve`).
+
+Everything is written with torch ops (``torch.where`` for the decisions), so the same iteration is
+differentiable and serves as a phase of LPAM-net.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+
+from lpam.algorithm.regularizer import Regularizer
+
+Blocks = list[torch.Tensor]
+Scalar = float | torch.Tensor
+
+
+@dataclass
+class SmoothFunction:
+    """A smooth term f_j: ``value(x)`` per sample (B,) and its gradient ``grad(x)`` (same shape as x)."""
+
+    value: Callable[[torch.Tensor], torch.Tensor]
+    grad: Callable[[torch.Tensor], torch.Tensor]
+
+
+class Objective:
+    """Phi_eps(x) = sum_j f_j(x_j) + R_eps(x) for N blocks."""
+
+    def __init__(self, smooth: Sequence[SmoothFunction], regularizer: Regularizer) -> None:
+        if len(smooth) < 2:
+            raise ValueError(f"LPAM needs at least 2 blocks, got {len(smooth)} smooth terms")
+        self.smooth = list(smooth)
+        self.regularizer = regularizer
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.smooth)
+
+    def value(self, blocks: Blocks, eps: torch.Tensor) -> torch.Tensor:
+        data = sum(f.value(x) for f, x in zip(self.smooth, blocks))
+        return data + self.regularizer.value(blocks, eps)
+
+    def value_and_grads(self, blocks: Blocks, eps: torch.Tensor) -> tuple[torch.Tensor, Blocks]:
+        reg_value, reg_grads = self.regularizer.value_and_grads(blocks, eps)
+        value = reg_value + sum(f.value(x) for f, x in zip(self.smooth, blocks))
+        return value, [f.grad(x) + g for f, x, g in zip(self.smooth, blocks, reg_grads)]
+
+    def block_grad(self, blocks: Blocks, eps: torch.Tensor, block: int) -> torch.Tensor:
+        """grad_{x_block} Phi_eps(x)."""
+        return self.smooth[block].grad(blocks[block]) + self.regularizer.grad(blocks, eps, block)
+
+
+@dataclass
+class StepSizes:
+    """Per-block step sizes: alpha (data step), tau (residual step), abar (safeguard step)."""
+
+    alpha: Sequence[Scalar]
+    tau: Sequence[Scalar]
+    abar: Sequence[Scalar]
+
+    @classmethod
+    def constant(cls, num_blocks: int, alpha: float, tau: float, abar: float) -> "StepSizes":
+        return cls([alpha] * num_blocks, [tau] * num_blocks, [abar] * num_blocks)
+
+
+@dataclass
+class Constants:
+    """Constants of SPEC.md section 3 (defaults chosen for the orthonormal FFT scaling, SPEC.md 7)."""
+
+    a: float = 1e2
+    c: float = 1e4
+    sigma: float = 10.0
+    gamma: float = 0.9
+    rho: float = 0.9
+    max_backtracks: int = 40
+    tol: float = 1e-5
+
+    def __post_init__(self) -> None:
+        for name in ("a", "c", "sigma", "tol"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"constant {name} must be positive, got {getattr(self, name)}")
+        for name in ("gamma", "rho"):
+            if not 0 < getattr(self, name) < 1:
+                raise ValueError(f"constant {name} must lie in (0, 1), got {getattr(self, name)}")
+        if self.max_backtracks < 0:
+            raise ValueError(f"max_backtracks must be >= 0, got {self.max_backtracks}")
+
+
+@dataclass
+class State:
+    """Iterate, per-sample per-term eps (B, T), and Phi_eps / grad Phi_eps at the iterate when known."""
+
+    blocks: Blocks
+    eps: torch.Tensor
+    done: torch.Tensor
+    cached: tuple[torch.Tensor, Blocks] | None = None
+
+
+@dataclass
+class Record:
+    """What one iteration did, per sample: Phi_eps_k(x^{k+1}), ||grad Phi_eps_k(x^{k+1})||, eps_k, ..."""
+
+    phi: torch.Tensor
+    grad_norm: torch.Tensor
+    eps: torch.Tensor
+    accepted: torch.Tensor
+    backtracks: torch.Tensor
+    failed: torch.Tensor
+
+
+@dataclass
+class History:
+    """Per-sample lists, one entry per iteration (the schema of history.json, SPEC.md section 7)."""
+
+    phi: list[list[float]] = field(default_factory=list)
+    grad_norm: list[list[float]] = field(default_factory=list)
+    eps: list[list[float]] = field(default_factory=list)
+    branch: list[list[str]] = field(default_factory=list)
+    backtracks: list[list[int]] = field(default_factory=list)
+    failed: list[list[bool]] = field(default_factory=list)
+
+    def append(self, record: Record) -> None:
+        rows = {
+            "phi": record.phi.detach().double().tolist(),
+            "grad_norm": record.grad_norm.detach().double().tolist(),
+            "eps": record.eps.detach().double().tolist(),
+            "branch": ["residual" if a else "safeguard" for a in record.accepted.tolist()],
+            "backtracks": record.backtracks.tolist(),
+            "failed": record.failed.tolist(),
+        }
+        for key, values in rows.items():
+            table = getattr(self, key)
+            if not table:
+                table.extend([] for _ in values)
+            for sample, value in zip(table, values):
+                sample.append(value)
+
+    def per_sample(self, index: int) -> dict[str, list]:
+        keys = ("phi", "grad_norm", "eps", "branch", "backtracks", "failed")
+        return {key: getattr(self, key)[index] for key in keys}
+
+
+def squared_distance(u: Blocks, x: Blocks) -> torch.Tensor:
+    """||u - x||^2 over all blocks, per sample."""
+    return sum((a - b).abs().square().flatten(1).sum(1) for a, b in zip(u, x))
+
+
+def gradient_norm(grads: Blocks) -> torch.Tensor:
+    """||grad Phi|| over all blocks, per sample."""
+    return sum(g.abs().square().flatten(1).sum(1) for g in grads).sqrt()
+
+
+def _expand(per_sample: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return per_sample.reshape(-1, *([1] * (like.ndim - 1)))
+
+
+def _select(condition: torch.Tensor, if_true: Blocks, if_false: Blocks) -> Blocks:
+    return [torch.where(_expand(condition, a), a, b) for a, b in zip(if_true, if_false)]
+
+
+def check_finite(blocks: Blocks, what: str) -> None:
+    """Raise a clear error instead of carrying NaN or inf through the iteration."""
+    for j, x in enumerate(blocks):
+        if not torch.isfinite(torch.view_as_real(x) if x.is_complex() else x).all():
+            raise FloatingPointError(f"{what}: block {j} contains NaN or infinite values")
+
+
+def residual_candidate(objective: Objective, state: State, steps: StepSizes) -> Blocks:
+    """Step 1 of SPEC.md section 3, Gauss-Seidel over the blocks."""
+    x = state.blocks
+    u = list(x)
+    for j in range(objective.num_blocks):
+        z = x[j] - steps.alpha[j] * objective.smooth[j].grad(x[j])
+        u[j] = z
+        u[j] = z - steps.tau[j] * objective.regularizer.grad(u, state.eps, j)
+    return u
+
+
+def safeguard_step(
+    objective: Objective,
+    state: State,
+    steps: StepSizes,
+    constants: Constants,
+    phi_x: torch.Tensor,
+    grads_x: Blocks,
+    active: torch.Tensor,
+) -> tuple[Blocks, torch.Tensor, torch.Tensor]:
+    """Block gradient step with backtracking for the samples in ``active``; returns v, shrinks, failures."""
+    x = state.blocks
+    batch = x[0].shape[0]
+    shrink = torch.ones(batch, dtype=phi_x.dtype, device=phi_x.device)
+    backtracks = torch.zeros(batch, dtype=torch.long, device=phi_x.device)
+
+    def step(scale: torch.Tensor) -> Blocks:
+        v = list(x)
+        for j in range(objective.num_blocks):
+            grad = grads_x[0] if j == 0 else objective.block_grad(v, state.eps, j)
+            v[j] = x[j] - _expand(scale, x[j]) * steps.abar[j] * grad
+        return v
+
+    v = step(shrink)
+    for _ in range(constants.max_backtracks + 1):
+        with torch.no_grad():
+            decrease = objective.value([b.detach() for b in v], state.eps) - phi_x.detach()
+            insufficient = active & (decrease > -squared_distance(v, x).detach() / constants.c)
+        if not insufficient.any() or int(backtracks.max()) >= constants.max_backtracks:
+            break
+        shrink = torch.where(insufficient, shrink * constants.rho, shrink)
+        backtracks = backtracks + insufficient.long()
+        v = _select(insufficient, step(shrink), v)
+    failed = insufficient
+    return _select(failed, x, v), backtracks, failed
+
+
+def lpam_iteration(
+    objective: Objective,
+    state: State,
+    steps: StepSizes,
+    constants: Constants,
+    safeguard: bool = True,
+    eps_decay: bool = True,
+    record: bool = True,
+) -> tuple[State, Record | None]:
+    """One LPAM iteration (SPEC.md section 3). ``safeguard=False`` always takes the residual candidate."""
+    x = state.blocks
+    batch = x[0].shape[0]
+    u = residual_candidate(objective, state, steps)
+    accepted = torch.ones(batch, dtype=torch.bool, device=x[0].device)
+    backtracks = torch.zeros(batch, dtype=torch.long, device=x[0].device)
+    failed = torch.zeros_like(accepted)
+    if safeguard:
+        phi_x, grads_x = state.cached if state.cached is not None else objective.value_and_grads(x, state.eps)
+        with torch.no_grad():
+            step_sq = squared_distance(u, x)
+            phi_u = objective.value([b.detach() for b in u], state.eps)
+            accepted = (gradient_norm(grads_x) <= constants.a * step_sq.sqrt()) & (
+                phi_u - phi_x <= -step_sq / constants.a
+            )
+        new_blocks = u
+        if not accepted.all():
+            v, backtracks, failed = safeguard_step(objective, state, steps, constants, phi_x, grads_x, ~accepted)
+            new_blocks = _select(accepted, u, v)
+    else:
+        new_blocks = u
+    new_blocks = _select(state.done, x, new_blocks)
+    check_finite([b.detach() for b in new_blocks], "LPAM iterate (try smaller step sizes)")
+
+    eps = state.eps
+    cached = None
+    phi_new = grad_norm = None
+    if eps_decay or record or safeguard:
+        phi_new, grads_new = objective.value_and_grads(new_blocks, eps)
+        grad_norm = gradient_norm(grads_new)
+        if not torch.isfinite(phi_new.detach()).all():
+            raise FloatingPointError("Phi_eps is not finite at the new iterate")
+        cached = (phi_new, grads_new)
+    if eps_decay:
+        reduce = (grad_norm.detach() < constants.sigma * constants.gamma * eps.detach().amax(1)) & ~state.done
+        if reduce.any():
+            eps = torch.where(reduce[:, None], constants.gamma * eps, eps)
+            cached = None
+    done = state.done | (constants.sigma * eps.detach().amax(1) < constants.tol)
+    rec = None
+    if record:
+        rec = Record(phi_new.detach(), grad_norm.detach(), state.eps.detach().amax(1), accepted, backtracks, failed)
+    return State(new_blocks, eps, done, cached), rec
+
+
+def initial_state(blocks: Sequence[torch.Tensor], eps0: Scalar | Sequence[Scalar], num_terms: int) -> State:
+    """State at x^0 with eps_0 (a scalar, or one value per regulariser term), checking the input."""
+    blocks = list(blocks)
+    if len(blocks) < 2:
+        raise ValueError(f"LPAM needs at least 2 blocks, got {len(blocks)}")
+    batch = blocks[0].shape[0]
+    for j, x in enumerate(blocks):
+        if x.shape[0] != batch:
+            raise ValueError(f"block {j} has batch size {x.shape[0]}, block 0 has {batch}")
+    check_finite(blocks, "initial point")
+    eps = torch.as_tensor(eps0, dtype=blocks[0].real.dtype, device=blocks[0].device)
+    eps = eps.reshape(1, -1).expand(batch, num_terms).clone() if eps.ndim <= 1 else eps
+    if eps.shape != (batch, num_terms):
+        raise ValueError(f"eps0 must be a scalar or have {num_terms} entries (one per regulariser term)")
+    if not (eps > 0).all():
+        raise ValueError("eps0 must be positive")
+    return State(blocks, eps, torch.zeros(batch, dtype=torch.bool, device=blocks[0].device))
+
+
+def solve(
+    objective: Objective,
+    x0: Sequence[torch.Tensor],
+    steps: StepSizes,
+    eps0: Scalar | Sequence[Scalar],
+    constants: Constants | None = None,
+    max_iterations: int = 300,
+    safeguard: bool = True,
+    eps_decay: bool = True,
+    progress: Callable[[int, State], None] | None = None,
+) -> tuple[Blocks, History]:
+    """Run LPAM from x0 until every sample stops (sigma eps < tol) or ``max_iterations``; no autograd."""
+    constants = constants or Constants()
+    if max_iterations < 1:
+        raise ValueError(f"max_iterations must be >= 1, got {max_iterations}")
+    state = initial_state(x0, eps0, objective.regularizer.num_terms)
+    history = History()
+    with torch.no_grad():
+        for k in range(max_iterations):
+            state, record = lpam_iteration(objective, state, steps, constants, safeguard, eps_decay, record=True)
+            history.append(record)
+            if progress is not None:
+                progress(k, state)
+            if state.done.all():
+                break
+    return state.blocks, history

@@ -1,0 +1,49 @@
+"""Checkpoints: written atomically, carrying the model configuration so that they rebuild their model."""
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lpam.algorithm.lpam import Constants
+from lpam.io import atomic_path
+from lpam.models.lpam_net import LPAMNet, LPAMNetConfig
+
+FORMAT = "lpam-checkpoint-v1"
+SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "lpam_net_joint_radial20.pt"
+
+
+def save_checkpoint(path: str | Path, model: LPAMNet, extra: dict[str, Any] | None = None) -> None:
+    """torch.save of the model state with its configuration (and ``extra``), atomically."""
+    payload = {"format": FORMAT, "model_config": model.config.to_dict(), "constants": asdict(model.constants),
+               "model": model.state_dict(), **(extra or {})}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint, with a clear error for a missing, corrupt or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as error:  # torch raises several types for truncated or foreign files
+        raise ValueError(f"{path} is not a readable checkpoint (corrupt or truncated?): {error}") from error
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an lpam checkpoint (format {FORMAT!r} expected)")
+    return payload
+
+
+def load_model(path: str | Path | None = None, map_location: str | torch.device = "cpu") -> LPAMNet:
+    """The LPAM-net stored in ``path`` (default: the shipped weights), in eval mode."""
+    path = SHIPPED_WEIGHTS if path is None else Path(path)
+    payload = load_checkpoint(path, map_location)
+    model = LPAMNet(LPAMNetConfig.from_dict(payload["model_config"]), Constants(**payload["constants"]))
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as error:
+        raise ValueError(f"{path}: weights do not match the stored model configuration: {error}") from error
+    return model.to(map_location).eval()

@@ -1,0 +1,1 @@
+"""LPAM-net and learned baselines."""

@@ -1,0 +1,1 @@
+"""MRI physics: Fourier operators and sampling masks. Knows nothing of networks or of the solver."""

@@ -1,0 +1,1 @@
+"""Regularisers for LPAM: classical total variation and the learned CNN feature map."""

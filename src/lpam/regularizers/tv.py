@@ -1,0 +1,70 @@
+"""Total variation as a group-sparsity regulariser (SPEC.md sections 1 and 7).
+
+g(x) = forward differences D (zero at the last row / column) of the real and imaginary parts of each block,
+both directions. ``joint``: R = lam sum_i ||(D x_1, ..., D x_N)_i|| (one term over all blocks);
+``separate``: R = lam sum_j sum_i ||(D x_j)_i|| (one term per block). J_g^T = D^T is written by hand.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from lpam.algorithm.regularizer import Regularizer, Term
+from lpam.algorithm.smoothing import smoothed_l21, smoothed_l21_grad
+
+TV_COUPLINGS = ("joint", "separate")
+
+
+def _parts(image: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) -> (B, 2, H, W) [Re, Im] for complex images, (B, 1, H, W) for real ones."""
+    return torch.view_as_real(image).movedim(-1, 1) if image.is_complex() else image[:, None]
+
+
+def finite_differences(image: torch.Tensor) -> torch.Tensor:
+    """D x for an image (B, H, W) -> real features (B, 2P, H, W): [vertical, horizontal] of each part."""
+    parts = _parts(image)
+    vertical = F.pad(parts[..., 1:, :] - parts[..., :-1, :], (0, 0, 0, 1))
+    horizontal = F.pad(parts[..., :, 1:] - parts[..., :, :-1], (0, 1, 0, 0))
+    return torch.cat([vertical, horizontal], dim=1)
+
+
+def finite_differences_adjoint(features: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """D^T p, the adjoint of :func:`finite_differences`, returned with the dtype and shape of ``like``."""
+    vertical, horizontal = features.chunk(2, dim=1)
+    vertical = vertical[..., :-1, :]
+    horizontal = horizontal[..., :, :-1]
+    parts = F.pad(vertical, (0, 0, 1, 0)) - F.pad(vertical, (0, 0, 0, 1))
+    parts = parts + F.pad(horizontal, (1, 0, 0, 0)) - F.pad(horizontal, (0, 1, 0, 0))
+    if like.is_complex():
+        return torch.complex(parts[:, 0], parts[:, 1])
+    return parts[:, 0]
+
+
+class FiniteDifferences:
+    """The TV feature map of one or several blocks (stacked along channels), with its hand-written J^T."""
+
+    def __call__(self, *blocks: torch.Tensor) -> torch.Tensor:
+        return torch.cat([finite_differences(x) for x in blocks], dim=1)
+
+    def smoothed_value_and_grad(
+        self, inputs: list[torch.Tensor], eps: torch.Tensor, need_grad: bool = True
+    ) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+        """sum_i r_eps((D x)_i) and D^T (D x / max(|D x|, eps))."""
+        features = self(*inputs)
+        value = smoothed_l21(features, eps)
+        if not need_grad:
+            return value, None
+        cotangent = smoothed_l21_grad(features, eps)
+        sizes = [2 * _parts(x).shape[1] for x in inputs]
+        return value, [finite_differences_adjoint(p, x) for p, x in zip(cotangent.split(sizes, dim=1), inputs)]
+
+
+def total_variation(num_blocks: int, lam: float, coupling: str = "joint") -> Regularizer:
+    """Joint or separate TV with weight ``lam`` as an LPAM regulariser."""
+    if coupling not in TV_COUPLINGS:
+        raise ValueError(f"unknown TV coupling {coupling!r}; choose one of {', '.join(TV_COUPLINGS)}")
+    if not lam > 0:
+        raise ValueError(f"the TV weight lam must be positive, got {lam}")
+    if coupling == "joint":
+        return Regularizer([Term(FiniteDifferences(), tuple(range(num_blocks)), lam)])
+    return Regularizer([Term(FiniteDifferences(), (j,), lam) for j in range(num_blocks)])
