@@ -1,0 +1,125 @@
+"""LPAM-net: the hand-written backward through g, the TV initialisation, couplings and modes."""
+import pytest
+import torch
+
+from lpam.algorithm.lpam import History
+from lpam.algorithm.regularizer import autograd_smoothed_value_and_grad
+from lpam.algorithm.smoothing import group_norms
+from lpam.models.cnn import ComplexCNN
+from lpam.models.lpam_net import COUPLINGS, LPAMNet, LPAMNetConfig, count_parameters
+from lpam.physics.fourier import fft2c
+from lpam.regularizers.tv import FiniteDifferences
+
+
+@pytest.mark.parametrize("init", ["random", "tv"])
+@pytest.mark.parametrize("inputs", [1, 2, 3])
+def test_hand_written_backward_matches_autograd(init, inputs):
+    torch.manual_seed(inputs)
+    g = ComplexCNN(inputs, features=12, init=init).double()
+    x = [0.3 * torch.randn(2, 11, 13, dtype=torch.complex128) for _ in range(inputs)]
+    eps = torch.tensor([0.01, 0.2], dtype=torch.float64)
+    value, grads = g.smoothed_value_and_grad(x, eps)
+    reference_value, reference_grads = autograd_smoothed_value_and_grad(g, x, eps)
+    torch.testing.assert_close(value, reference_value)
+    for a, b in zip(grads, reference_grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_hand_written_backward_is_differentiable_for_training():
+    """Second derivatives (training through the gradient step) agree with double autograd."""
+    torch.manual_seed(0)
+    g = ComplexCNN(2, features=4, init="random").double()
+    x = [0.3 * torch.randn(1, 6, 7, dtype=torch.complex128) for _ in range(2)]
+    eps = torch.tensor([0.05], dtype=torch.float64)
+    _, grads = g.smoothed_value_and_grad(x, eps)
+    first = torch.autograd.grad(sum(gr.abs().square().sum() for gr in grads), list(g.parameters()))
+    _, reference = autograd_smoothed_value_and_grad(g, x, eps)
+    second = torch.autograd.grad(sum(gr.abs().square().sum() for gr in reference), list(g.parameters()))
+    for a, b in zip(first, second):
+        torch.testing.assert_close(a, b)
+
+
+def test_tv_initialisation_is_joint_tv():
+    g = ComplexCNN(2, init="tv")
+    x = [torch.rand(1, 30, 34).to(torch.complex64) for _ in range(2)]
+    learned = group_norms(g(*x))[..., 1:-1, 1:-1]
+    tv = group_norms(FiniteDifferences()(*x))[..., 1:-1, 1:-1]
+    assert (learned - tv).abs().max() < 0.03  # the smoothed-ReLU floor, SPEC.md section 7
+
+
+def test_parameter_counts():
+    counts = {c: count_parameters(LPAMNet(LPAMNetConfig(coupling=c))) for c in COUPLINGS}
+    assert 50_000 < counts["joint"] < 60_000
+    assert 105_000 < counts["separate"] < 115_000
+    assert counts["shared"] < counts["joint"]
+
+
+def sample(batch=1, size=24, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.rand(batch, 2, size, size, generator=generator)
+    mask = torch.rand(size, size, generator=generator) < 0.3
+    return fft2c(images.to(torch.complex64)) * mask, mask, images
+
+
+@pytest.mark.parametrize("coupling", COUPLINGS)
+@pytest.mark.parametrize("initial_image", ["zero-filled", "learned"])
+def test_training_step_reaches_every_parameter(coupling, initial_image):
+    model = LPAMNet(LPAMNetConfig(coupling=coupling, phases=2, features=8, initial_image=initial_image))
+    kspace, mask, images = sample()
+    loss = (model(kspace, mask).abs() - images).square().mean()
+    loss.backward()
+    for name, parameter in model.named_parameters():
+        if name.startswith("abar"):
+            continue  # the safeguard step is unused in plain mode
+        assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
+        if name != "eps0":  # eps0 only acts where ||g_i|| < eps, possibly nowhere on random images
+            assert parameter.grad.abs().sum() > 0, name
+
+
+def test_convergent_mode_records_history_and_trains(device):
+    model = LPAMNet(LPAMNetConfig(phases=3, features=8)).to(device)
+    kspace, mask, images = sample(batch=2)
+    history = History()
+    out = model(kspace.to(device), mask.to(device), mode="convergent", history=history)
+    assert out.shape == (2, 2, 24, 24)
+    assert len(history.phi) == 2 and len(history.phi[0]) == 3
+    assert set(history.branch[0]) <= {"residual", "safeguard"}
+    (out.abs() - images.to(device)).square().mean().backward()
+    assert torch.isfinite(model.tau.grad).all()
+
+
+def test_plain_mode_at_tv_initialisation_improves_on_zero_filled():
+    size = 48
+    v, h = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    disc = ((v - 24) ** 2 + (h - 22) ** 2 < 200).float()
+    images = torch.stack([0.8 * disc, 0.3 * disc + 0.4 * ((v - 20) ** 2 + (h - 26) ** 2 < 40).float()])[None]
+    generator = torch.Generator().manual_seed(0)
+    mask = torch.rand(size, size, generator=generator) < 0.25
+    mask[20:28, 20:28] = True
+    kspace = fft2c(images.to(torch.complex64)) * mask
+    model = LPAMNet(LPAMNetConfig(phases=15))
+    with torch.no_grad():
+        out = model(kspace, mask)
+        zero_filled = model.initial_image(kspace, mask)
+    assert (out.abs() - images).norm() < (zero_filled.abs() - images).norm()
+
+
+def test_network_input_errors():
+    model = LPAMNet(LPAMNetConfig(phases=2, features=8))
+    kspace, mask, _ = sample()
+    with pytest.raises(ValueError, match="mode"):
+        model(kspace, mask, mode="fast")
+    with pytest.raises(ValueError, match="phases must lie"):
+        model(kspace, mask, phases=5)
+    with pytest.raises(ValueError, match="spatial shape"):
+        model(kspace, mask[:-1])
+    with pytest.raises(ValueError, match="NaN"):
+        model(kspace * float("nan"), mask)
+    with pytest.raises(ValueError, match="expects 2 contrasts"):
+        model(torch.cat([kspace, kspace], 1), mask)
+    with pytest.raises(ValueError, match="samples no k-space point"):
+        model(kspace, torch.zeros_like(mask))
+    with pytest.raises(ValueError, match="unknown coupling"):
+        LPAMNetConfig(coupling="both")
+    with pytest.raises(ValueError, match="unknown model option"):
+        LPAMNetConfig.from_dict({"phase": 3})
