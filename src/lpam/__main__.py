@@ -1,0 +1,5 @@
+import sys
+
+from lpam.cli import main
+
+sys.exit(main())

@@ -1,0 +1,183 @@
+"""`lpam` command line: a thin layer over the Python API (lpam.workflows, lpam.training, lpam.physics)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from lpam.algorithm.lpam import Constants
+
+
+def parse_slices(text: str | None) -> slice | list[int] | None:
+    """'0:4' -> slice(0, 4); '3' or '1,5,9' -> a list of indices; None -> all."""
+    if text is None:
+        return None
+    try:
+        if ":" in text:
+            start, _, stop = text.partition(":")
+            return slice(int(start) if start else None, int(stop) if stop else None)
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--slices takes 'start:stop' or comma-separated indices, got {text!r}") from None
+
+
+def add_mask_options(parser: argparse.ArgumentParser, kind: str = "radial") -> None:
+    from lpam.physics.masks import MASK_KINDS
+
+    parser.add_argument("--mask", dest="mask_kind", default=kind, choices=MASK_KINDS, help="mask kind")
+    parser.add_argument("--rate", type=float, default=None, help="sampling rate (radial, variable-density, poisson)")
+    parser.add_argument("--acceleration", type=float, default=None, help="acceleration (cartesian masks)")
+    parser.add_argument("--center-fraction", type=float, default=None, help="fully sampled centre (cartesian)")
+    parser.add_argument("--mask-seed", type=int, default=0, help="seed of the mask")
+
+
+def mask_spec(args: argparse.Namespace):
+    from lpam.workflows import MaskSpec
+
+    rate = args.rate
+    if rate is None and args.acceleration is None and not args.mask_kind.startswith("cartesian"):
+        rate = 0.2
+    return MaskSpec(args.mask_kind, rate, args.acceleration, args.center_fraction, args.mask_seed)
+
+
+def command_mask(args: argparse.Namespace) -> None:
+    from lpam.physics.masks import make_mask, save_mask
+
+    mask = make_mask(args.kind, tuple(args.shape), rate=args.rate, acceleration=args.acceleration,
+                     center_fraction=args.center_fraction, seed=args.seed)
+    out = Path(args.out)
+    if out.suffix != ".npy":
+        raise ValueError(f"--out must end in .npy, got {out}")
+    save_mask(mask, out, title=f"{args.kind}, achieved rate {mask.mean():.3f}")
+    print(f"wrote {out} and {out.with_suffix('.png')} (sampling rate {mask.mean():.4f})")
+
+
+def command_solve(args: argparse.Namespace) -> None:
+    from lpam.reconstruction import TVSettings
+    from lpam.workflows import format_table, solve_embedded
+
+    constants = Constants(a=args.a, c=args.c, sigma=args.sigma, rho=0.5)
+    settings = TVSettings(lam=TVSettings.lam if args.lam is None else args.lam, iterations=args.iterations, eps0=args.eps0,
+                          safeguard=not args.no_safeguard, eps_decay=not args.no_eps_decay, constants=constants)
+    metrics = solve_embedded(args.out, args.regularizer, mask_spec(args), args.split, parse_slices(args.slices),
+                             settings, noise_std=args.noise, progress=not args.quiet)
+    print(format_table(metrics, ["T1", "T2"]))
+    print(f"branches: {metrics['branches']}; wrote recon.npy, figure.png, convergence.png, history.json, "
+          f"metrics.json to {args.out}")
+
+
+def command_train(args: argparse.Namespace) -> None:
+    from lpam.training.config import TrainConfig
+    from lpam.training.trainer import train
+
+    config = TrainConfig.load(args.config)
+    if args.device is not None:
+        config.train.device = args.device
+    best = train(config, args.out, resume=args.resume, quiet=args.quiet)
+    print(f"training finished; best checkpoint: {best}")
+
+
+def command_demo(args: argparse.Namespace) -> None:
+    from lpam.workflows import format_table, run_demo
+
+    metrics = run_demo(args.out, args.checkpoint, parse_slices(args.slices), convergent=args.convergent,
+                       progress=not args.quiet)
+    print(f"LPAM-net: {metrics['params']['lpam-net']:,} parameters, {metrics['phases']} phases; "
+          f"mask radial 20% (achieved {metrics['mask']['achieved_rate']:.3f}); test slices {metrics['slices'][0]}.."
+          f"{metrics['slices'][-1]}")
+    print(format_table(metrics, ["T1", "T2"]))
+    if "convergent" in metrics:
+        print(f"convergent mode branches: {metrics['convergent']}")
+    print(f"wrote metrics.json and figure.png to {args.out}")
+
+
+def command_reconstruct(args: argparse.Namespace) -> None:
+    from lpam.user_data import reconstruct_files
+
+    written = reconstruct_files(
+        inputs=args.inputs, contrasts=args.contrasts, out_dir=args.out, input_type=args.input_type,
+        mask_file=args.mask_file, mask=mask_spec(args), checkpoint=args.checkpoint, mode=args.mode,
+        progress=not args.quiet,
+    )
+    print("wrote " + ", ".join(str(p) for p in written))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from lpam.physics.masks import MASK_KINDS
+
+    parser = argparse.ArgumentParser(prog="lpam", description="LPAM and LPAM-net for joint multi-contrast MRI")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("mask", help="make a k-space sampling mask (.npy and .png)")
+    p.add_argument("--kind", default="radial", choices=MASK_KINDS)
+    p.add_argument("--rate", type=float, default=None)
+    p.add_argument("--acceleration", type=float, default=None)
+    p.add_argument("--center-fraction", type=float, default=None)
+    p.add_argument("--shape", type=int, nargs=2, default=[160, 180], metavar=("H", "W"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.set_defaults(handler=command_mask)
+
+    p = commands.add_parser("solve", help="classical LPAM with TV on the embedded data")
+    p.add_argument("--regularizer", default="joint-tv", choices=["joint-tv", "separate-tv"])
+    add_mask_options(p)
+    p.add_argument("--split", default="test")
+    p.add_argument("--slices", default="0:4", help="'start:stop' or comma-separated positions in the split")
+    p.add_argument("--iterations", type=int, default=300)
+    p.add_argument("--lam", type=float, default=None, help="TV weight (default: tuned on the validation slab)")
+    p.add_argument("--eps0", type=float, default=0.01)
+    p.add_argument("--noise", type=float, default=0.0, help="std of complex k-space noise")
+    p.add_argument("--a", type=float, default=Constants.a)
+    p.add_argument("--c", type=float, default=Constants.c)
+    p.add_argument("--sigma", type=float, default=Constants.sigma)
+    p.add_argument("--no-safeguard", action="store_true", help="always take the residual step")
+    p.add_argument("--no-eps-decay", action="store_true", help="keep eps fixed")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--out", required=True)
+    p.set_defaults(handler=command_solve)
+
+    p = commands.add_parser("train", help="train LPAM-net from a YAML config")
+    p.add_argument("--config", required=True)
+    p.add_argument("--out", required=True, help="run directory (checkpoints, logs)")
+    p.add_argument("--resume", action="store_true", help="continue a stopped run from RUN_DIR/last.pt")
+    p.add_argument("--device", default=None, help="override train.device (cpu, cuda)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(handler=command_train)
+
+    p = commands.add_parser("demo", help="LPAM-net with the shipped weights on the embedded test slab")
+    p.add_argument("--out", default="lpam-demo")
+    p.add_argument("--checkpoint", default=None, help="default: the shipped weights")
+    p.add_argument("--slices", default=None, help="positions in the test slab (default: all)")
+    p.add_argument("--convergent", action="store_true", help="also run the convergent mode and plot Phi_eps")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(handler=command_demo)
+
+    p = commands.add_parser("reconstruct", help="reconstruct your own data with LPAM-net")
+    p.add_argument("inputs", nargs="+", help="one file per contrast (.npy .npz .mat .nii .nii.gz)")
+    p.add_argument("--contrasts", nargs="+", default=None, help="names of the contrasts (default T1 T2)")
+    p.add_argument("--input-type", choices=["image", "kspace"], default="image",
+                   help="images to undersample, or measured centred k-space")
+    p.add_argument("--mask-file", default=None, help="mask file (.npy .npz .mat); default: make one")
+    add_mask_options(p)
+    p.add_argument("--checkpoint", default=None, help="default: the shipped weights")
+    p.add_argument("--mode", choices=["plain", "convergent"], default="plain")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--out", required=True)
+    p.set_defaults(handler=command_reconstruct)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError, KeyError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"lpam {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

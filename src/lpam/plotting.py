@@ -1,0 +1,74 @@
+"""Figures: reconstruction grids with error maps and convergence curves (Phi_eps, eps, ||grad Phi_eps||)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from lpam.io import atomic_path  # noqa: E402
+
+
+def display(image: np.ndarray) -> np.ndarray:
+    """Slices are stored (left-right, anterior-posterior); show them with anterior at the top."""
+    return np.rot90(image)
+
+
+def save_figure(figure: plt.Figure, path: str | Path) -> None:
+    """Save a figure as PNG atomically and close it."""
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    plt.close(figure)
+
+
+def reconstruction_grid(
+    target: np.ndarray,
+    recons: Mapping[str, np.ndarray],
+    contrasts: Sequence[str],
+    path: str | Path,
+    title: str = "",
+    error_scale: float = 0.2,
+) -> None:
+    """One row per contrast: ground truth, each reconstruction, then each |error| map (x 1/error_scale)."""
+    names = list(recons)
+    columns = 1 + 2 * len(names)
+    figure, axes = plt.subplots(len(contrasts), columns, figsize=(2.1 * columns, 2.5 * len(contrasts)), squeeze=False)
+    for row, contrast in enumerate(contrasts):
+        truth = np.abs(target[row])
+        panels = [(f"{contrast} ground truth", truth, "gray", 1.0)]
+        panels += [(f"{contrast} {name}", np.abs(recons[name][row]), "gray", 1.0) for name in names]
+        panels += [(f"|error| {name}", np.abs(np.abs(recons[name][row]) - truth), "inferno", error_scale) for name in names]
+        for axis, (label, image, cmap, vmax) in zip(axes[row], panels):
+            axis.imshow(display(image), cmap=cmap, vmin=0.0, vmax=vmax)
+            axis.set_title(label, fontsize=8)
+            axis.axis("off")
+    if title:
+        figure.suptitle(title, fontsize=10)
+    save_figure(figure, path)
+
+
+def convergence_plot(history: Mapping[str, Sequence], path: str | Path, title: str = "", xlabel: str = "iteration") -> None:
+    """Phi_eps, eps and ||grad Phi_eps|| along the iterations of one sample; safeguard steps marked."""
+    steps = np.arange(1, len(history["phi"]) + 1)
+    safeguard = np.array([b == "safeguard" for b in history["branch"]])
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    series = [("Phi_eps(x^{k+1})", history["phi"], False), ("eps_k", history["eps"], True),
+              ("||grad Phi_eps(x^{k+1})||", history["grad_norm"], True)]
+    for axis, (label, values, log) in zip(axes, series):
+        values = np.asarray(values, dtype=float)
+        axis.plot(steps, values, lw=1.2, label=label)
+        if safeguard.any():
+            axis.plot(steps[safeguard], values[safeguard], "r.", ms=4, label="safeguard step")
+        if log:
+            axis.set_yscale("log")
+        axis.set_xlabel(xlabel)
+        axis.set_title(label, fontsize=9)
+        axis.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    save_figure(figure, path)

@@ -1,0 +1,96 @@
+"""Training augmentation: users' scans are sharper, blurrier, noisier and differently scaled than the
+bundled averaged brain. Each sample is transformed by a generator seeded from (seed, epoch, index), so a
+resumed or distributed run sees exactly the same samples."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class AugmentConfig:
+    """Ranges of the random transforms (all applied to both contrasts alike, they share the anatomy)."""
+
+    enabled: bool = True
+    flip: bool = True
+    rotate_degrees: float = 10.0
+    zoom: tuple[float, float] = (0.85, 1.15)
+    intensity: tuple[float, float] = (0.6, 1.2)
+    blur_probability: float = 0.3
+    blur_sigma: tuple[float, float] = (0.3, 1.2)
+    sharpen_probability: float = 0.2
+    noise_probability: float = 0.5
+    noise_std: tuple[float, float] = (0.0, 0.01)
+    phase_probability: float = 0.3
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "AugmentConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown augmentation option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+        converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        return cls(**converted)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (C, H, W) images with reflect padding."""
+    radius = max(1, int(math.ceil(3 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=images.dtype)
+    kernel = torch.exp(-0.5 * (t / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    x = images[:, None]
+    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), kernel.view(1, 1, 1, -1))
+    x = F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), kernel.view(1, 1, -1, 1))
+    return x[:, 0]
+
+
+def augment_images(images: torch.Tensor, config: AugmentConfig, rng: np.random.Generator) -> torch.Tensor:
+    """Random flips, rotation + zoom, blur or sharpening and intensity scaling of (C, H, W) magnitudes."""
+    if not config.enabled:
+        return images
+    x = images
+    if config.flip and rng.random() < 0.5:
+        x = x.flip(-1)
+    if config.flip and rng.random() < 0.5:
+        x = x.flip(-2)
+    angle = math.radians(rng.uniform(-config.rotate_degrees, config.rotate_degrees))
+    zoom = rng.uniform(*config.zoom)
+    if angle != 0.0 or zoom != 1.0:
+        height, width = x.shape[-2:]
+        cos, sin = math.cos(angle) / zoom, math.sin(angle) / zoom
+        # affine_grid works in normalised coordinates: correct the rotation for the aspect ratio
+        theta = torch.tensor([[cos, -sin * width / height, 0.0], [sin * height / width, cos, 0.0]], dtype=x.dtype)
+        grid = F.affine_grid(theta[None], [1, x.shape[0], height, width], align_corners=False)
+        x = F.grid_sample(x[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+    if rng.random() < config.blur_probability:
+        x = _gaussian_blur(x, rng.uniform(*config.blur_sigma))
+    elif rng.random() < config.sharpen_probability:
+        x = (x + rng.uniform(0.3, 1.0) * (x - _gaussian_blur(x, 1.0))).clamp_min(0.0)
+    return x * rng.uniform(*config.intensity)
+
+
+def random_phase(images: torch.Tensor, config: AugmentConfig, rng: np.random.Generator) -> torch.Tensor:
+    """Complex images with a smooth random phase (constant + linear) with probability ``phase_probability``."""
+    complex_images = images.to(torch.complex64)
+    if not config.enabled or rng.random() >= config.phase_probability:
+        return complex_images
+    height, width = images.shape[-2:]
+    v = torch.linspace(-1, 1, height)[:, None]
+    h = torch.linspace(-1, 1, width)[None, :]
+    phase = rng.uniform(-math.pi, math.pi) + rng.uniform(-1, 1) * v + rng.uniform(-1, 1) * h
+    return complex_images * torch.polar(torch.ones_like(phase), phase)
+
+
+def noise_level(config: AugmentConfig, rng: np.random.Generator) -> float:
+    """Standard deviation of the complex k-space noise for one sample (0 when not drawn)."""
+    if not config.enabled or rng.random() >= config.noise_probability:
+        return 0.0
+    return float(rng.uniform(*config.noise_std))

@@ -1,0 +1,127 @@
+"""Training configuration: a YAML file with sections ``model``, ``data`` and ``train``; unknown keys are
+errors (a typo must not silently train something else)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lpam.models.lpam_net import MODES, LPAMNetConfig
+from lpam.training.augment import AugmentConfig
+
+
+def _strict(cls: type, values: dict, section: str) -> dict:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown key(s) in section '{section}': {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+    return values
+
+
+@dataclass
+class MaskConfig:
+    """Sampling mask of the training data; training draws one of ``pool`` seeded masks per sample."""
+
+    kind: str = "radial"
+    rate: float | None = 0.2
+    acceleration: float | None = None
+    center_fraction: float | None = None
+    pool: int = 64
+
+
+@dataclass
+class DataConfig:
+    source: str = "embedded"
+    contrasts: list[str] = field(default_factory=lambda: ["T1", "T2"])
+    train_split: str = "train"
+    val_split: str = "val"
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class Stage:
+    """Progressive training (SPEC.md section 4): ``epochs`` epochs with ``phases`` phases."""
+
+    phases: int
+    epochs: int
+
+
+@dataclass
+class TrainSettings:
+    schedule: list[Stage] = field(default_factory=lambda: [Stage(3, 2), Stage(5, 2), Stage(15, 2)])
+    mode: str = "plain"
+    batch_size: int = 1
+    lr: float = 1e-4
+    lr_steps: float = 1e-4
+    ssim_weight: float = 0.1
+    seed: int = 0
+    checkpoint_every: int = 50
+    steps_per_epoch: int | None = None
+    val_slices: int | None = None
+    device: str = "cpu"
+
+
+@dataclass
+class TrainConfig:
+    model: LPAMNetConfig = field(default_factory=LPAMNetConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainSettings = field(default_factory=TrainSettings)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "TrainConfig":
+        if not isinstance(raw, dict):
+            raise ValueError("a training config must be a mapping with sections model, data, train")
+        _strict(cls, raw, "top level")
+        data_raw = dict(_strict(DataConfig, dict(raw.get("data") or {}), "data"))
+        if "mask" in data_raw:
+            data_raw["mask"] = MaskConfig(**_strict(MaskConfig, dict(data_raw["mask"]), "data.mask"))
+        if "augment" in data_raw:
+            data_raw["augment"] = AugmentConfig.from_dict(dict(data_raw["augment"]))
+        train_raw = dict(_strict(TrainSettings, dict(raw.get("train") or {}), "train"))
+        if "schedule" in train_raw:
+            train_raw["schedule"] = [Stage(**_strict(Stage, dict(s), "train.schedule")) for s in train_raw["schedule"]]
+        config = cls(LPAMNetConfig.from_dict(dict(raw.get("model") or {})), DataConfig(**data_raw), TrainSettings(**train_raw))
+        config.validate()
+        return config
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"training config not found: {path}")
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as error:
+            raise ValueError(f"{path} is not valid YAML: {error}") from error
+        try:
+            return cls.from_dict(raw)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{path}: {error}") from error
+
+    def validate(self) -> None:
+        schedule = self.train.schedule
+        if not schedule:
+            raise ValueError("train.schedule needs at least one stage")
+        for stage in schedule:
+            if not 1 <= stage.phases <= self.model.phases:
+                raise ValueError(f"stage phases {stage.phases} outside 1..model.phases={self.model.phases}")
+            if stage.epochs < 1:
+                raise ValueError(f"stage epochs must be >= 1, got {stage.epochs}")
+        if schedule[-1].phases != self.model.phases:
+            raise ValueError(f"the last stage of train.schedule must train model.phases={self.model.phases} phases, "
+                             f"it trains {schedule[-1].phases}")
+        if self.train.mode not in MODES:
+            raise ValueError(f"unknown train.mode {self.train.mode!r}; choose one of {', '.join(MODES)}")
+        if len(self.data.contrasts) != self.model.contrasts:
+            raise ValueError(f"data.contrasts lists {len(self.data.contrasts)} contrasts, model.contrasts is {self.model.contrasts}")
+        for name in ("lr", "lr_steps"):
+            if not getattr(self.train, name) > 0:
+                raise ValueError(f"train.{name} must be positive")
+        if self.train.batch_size < 1 or self.train.checkpoint_every < 1 or self.data.mask.pool < 1:
+            raise ValueError("train.batch_size, train.checkpoint_every and data.mask.pool must be >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,219 @@
+"""`lpam train`: progressive-phase training of LPAM-net with validation, logs, atomic checkpoints and
+exact resume (SPEC.md section 4).
+
+Loss per contrast: MSE(|x_hat|, x) + ssim_weight * (1 - SSIM(|x_hat|, x)); the training SSIM is
+torchmetrics' (7x7 uniform window, differentiable); reported SSIM is scikit-image's (lpam.metrics).
+Adam with two learning rates: ``lr`` for the CNN(s), ``lr_steps`` for alpha, tau, abar and eps0.
+Every random choice of a sample comes from a generator seeded by (seed, stage, epoch, index), so a
+resumed run continues exactly where it stopped.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torchmetrics.functional.image import structural_similarity_index_measure
+from tqdm import tqdm
+
+from lpam.checkpoint import load_checkpoint, save_checkpoint
+from lpam.data.embedded import load_split, simulate_kspace
+from lpam.io import atomic_path
+from lpam.metrics import evaluate_contrasts
+from lpam.models.lpam_net import LPAMNet
+from lpam.physics.masks import make_mask
+from lpam.training.augment import augment_images, noise_level, random_phase
+from lpam.training.config import MaskConfig, TrainConfig
+
+
+@lru_cache(maxsize=512)
+def _cached_mask(kind: str, shape: tuple[int, int], rate: float | None, acceleration: float | None,
+                 center_fraction: float | None, seed: int) -> torch.Tensor:
+    mask = make_mask(kind, shape, rate=rate, acceleration=acceleration, center_fraction=center_fraction, seed=seed)
+    return torch.from_numpy(np.ascontiguousarray(mask))
+
+
+def mask_for(config: MaskConfig, shape: tuple[int, int], seed: int) -> torch.Tensor:
+    """The seeded mask of the configured kind (cached: masks are reused across epochs)."""
+    return _cached_mask(config.kind, tuple(shape), config.rate, config.acceleration, config.center_fraction, seed)
+
+
+def training_loss(recon: torch.Tensor, target: torch.Tensor, ssim_weight: float) -> torch.Tensor:
+    """sum_j MSE(|x_hat_j|, x_j) + ssim_weight (1 - SSIM(|x_hat_j|, x_j))."""
+    magnitude = recon.abs()
+    loss = recon.new_zeros((), dtype=magnitude.dtype)
+    for j in range(target.shape[1]):
+        pred, true = magnitude[:, j : j + 1], target[:, j : j + 1]
+        ssim = structural_similarity_index_measure(pred, true, gaussian_kernel=False, kernel_size=7, data_range=1.0)
+        loss = loss + torch.mean((pred - true) ** 2) + ssim_weight * (1 - ssim)
+    return loss
+
+
+def make_batch(
+    images: torch.Tensor, indices: list[int], config: TrainConfig, seed_key: tuple[int, ...]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Augmented targets (B, C, H, W), simulated k-space and per-sample masks (B, H, W)."""
+    kspaces, masks, targets = [], [], []
+    for index in indices:
+        rng = np.random.default_rng([config.train.seed, *seed_key, index])
+        target = augment_images(images[index], config.data.augment, rng)
+        mask = mask_for(config.data.mask, tuple(target.shape[-2:]), int(rng.integers(config.data.mask.pool)))
+        noise = noise_level(config.data.augment, rng)
+        complex_image = random_phase(target, config.data.augment, rng)
+        kspaces.append(simulate_kspace(complex_image, mask, noise_std=noise, seed=int(rng.integers(2**31))))
+        masks.append(mask)
+        targets.append(target)
+    return torch.stack(kspaces), torch.stack(masks), torch.stack(targets)
+
+
+def validation_data(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The validation slab with the evaluation mask (seed 0), noise-free, no augmentation."""
+    split = load_split(config.data.val_split, tuple(config.data.contrasts))
+    images = split.images if config.train.val_slices is None else split.images[: config.train.val_slices]
+    mask = mask_for(config.data.mask, tuple(images.shape[-2:]), 0)
+    return simulate_kspace(images, mask), mask, images
+
+
+@torch.no_grad()
+def validate(model: LPAMNet, data: tuple[torch.Tensor, torch.Tensor, torch.Tensor], phases: int, mode: str,
+             contrasts: list[str], device: torch.device) -> dict[str, dict]:
+    """scikit-image metrics per contrast on the validation slab, one slice at a time."""
+    kspace, mask, images = data
+    model.eval()
+    recons = [model(kspace[i : i + 1].to(device), mask.to(device), phases=phases, mode=mode).cpu()
+              for i in range(kspace.shape[0])]
+    model.train()
+    return evaluate_contrasts(torch.cat(recons).numpy(), images.numpy(), contrasts)
+
+
+@dataclass
+class Position:
+    """Where training stands: stage, epoch within the stage, next sample position, global counters."""
+
+    stage: int = 0
+    epoch: int = 0
+    sample: int = 0
+    global_step: int = 0
+    global_epoch: int = 0
+
+
+def build_optimizer(model: LPAMNet, config: TrainConfig) -> torch.optim.Adam:
+    step_ids = {id(p) for p in model.step_size_parameters()}
+    network = [p for p in model.parameters() if id(p) not in step_ids]
+    return torch.optim.Adam(
+        [{"params": network, "lr": config.train.lr}, {"params": model.step_size_parameters(), "lr": config.train.lr_steps}]
+    )
+
+
+def _append_csv(path: Path, row: dict[str, Any]) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def _config_text(config: TrainConfig) -> str:
+    return yaml.safe_dump(json.loads(json.dumps(config.to_dict())), sort_keys=False)
+
+
+def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, quiet: bool = False) -> Path:
+    """Train per ``config`` into ``run_dir`` (last.pt, best.pt, train.csv, val.csv, events); returns best.pt."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    run_dir = Path(run_dir)
+    device = torch.device(config.train.device)
+    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    model = LPAMNet(config.model).to(device)
+    optimizer = build_optimizer(model, config)
+    position, best_score = Position(), -math.inf
+    if resume:
+        if not last_path.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint {last_path} to resume from")
+        saved = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else None
+        if saved is not None and saved != _config_text(config):
+            raise ValueError(f"--resume: the config differs from the one this run started with ({run_dir / 'config.yaml'})")
+        checkpoint = load_checkpoint(last_path, map_location=device)
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        position = Position(**checkpoint["position"])
+        best_score = checkpoint["best_score"]
+    elif last_path.exists():
+        raise FileExistsError(f"{run_dir} already holds a run; use --resume to continue it or choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(run_dir / "config.yaml") as tmp:
+        tmp.write_text(_config_text(config))
+
+    images = load_split(config.data.train_split, tuple(config.data.contrasts)).images
+    val_data = validation_data(config)
+    writer = SummaryWriter(log_dir=str(run_dir / "events"), purge_step=position.global_step)
+    schedule = config.train.schedule
+    per_epoch = len(range(0, images.shape[0], config.train.batch_size))
+    if config.train.steps_per_epoch is not None:
+        per_epoch = min(per_epoch, config.train.steps_per_epoch)
+    total_steps = per_epoch * sum(stage.epochs for stage in schedule)
+    bar = tqdm(total=total_steps, initial=position.global_step, desc="train", disable=quiet, dynamic_ncols=True)
+
+    def checkpoint(path: Path) -> None:
+        save_checkpoint(path, model, extra={"optimizer": optimizer.state_dict(), "position": vars(position),
+                                            "best_score": best_score, "train_config": config.to_dict()})
+
+    while position.stage < len(schedule):
+        stage = schedule[position.stage]
+        order = np.random.default_rng([config.train.seed, position.stage, position.epoch]).permutation(images.shape[0])
+        batches = [order[i : i + config.train.batch_size].tolist() for i in range(0, len(order), config.train.batch_size)]
+        batches = batches[:per_epoch]
+        for b in range(position.sample, len(batches)):
+            started = time.perf_counter()
+            kspace, masks, targets = make_batch(images, batches[b], config, (position.stage, position.epoch))
+            recon = model(kspace.to(device), masks.to(device), phases=stage.phases, mode=config.train.mode)
+            loss = training_loss(recon, targets.to(device), config.train.ssim_weight)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training loss is not finite at step {position.global_step}; lower the learning rate")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            position.sample, position.global_step = b + 1, position.global_step + 1
+            seconds = time.perf_counter() - started
+            _append_csv(run_dir / "train.csv", {"step": position.global_step, "epoch": position.global_epoch,
+                                               "phases": stage.phases, "loss": float(loss), "seconds": round(seconds, 3)})
+            writer.add_scalar("train/loss", float(loss), position.global_step)
+            bar.set_postfix(phases=stage.phases, loss=f"{float(loss):.4f}")
+            bar.update(1)
+            if position.global_step % config.train.checkpoint_every == 0:
+                checkpoint(last_path)
+        metrics = validate(model, val_data, stage.phases, config.train.mode, config.data.contrasts, device)
+        psnr = {c: metrics[c]["psnr"]["mean"] for c in config.data.contrasts}
+        ssim = {c: metrics[c]["ssim"]["mean"] for c in config.data.contrasts}
+        row = {"epoch": position.global_epoch, "step": position.global_step, "phases": stage.phases}
+        row.update({f"psnr_{c}": round(v, 4) for c, v in psnr.items()})
+        row.update({f"ssim_{c}": round(v, 5) for c, v in ssim.items()})
+        _append_csv(run_dir / "val.csv", row)
+        for c in config.data.contrasts:
+            writer.add_scalar(f"val/psnr_{c}", psnr[c], position.global_step)
+            writer.add_scalar(f"val/ssim_{c}", ssim[c], position.global_step)
+        writer.flush()
+        bar.set_postfix(phases=stage.phases, loss=f"{float(loss):.4f}", val_psnr="/".join(f"{v:.2f}" for v in psnr.values()))
+        # the best model is chosen on the validation slab among epochs of the final number of phases
+        score = float(np.mean(list(psnr.values())))
+        final_stage = stage.phases == schedule[-1].phases
+        position.sample, position.epoch, position.global_epoch = 0, position.epoch + 1, position.global_epoch + 1
+        if position.epoch >= stage.epochs:
+            position.stage, position.epoch = position.stage + 1, 0
+        if final_stage and score > best_score:
+            best_score = score
+            save_checkpoint(best_path, model, extra={"phases": stage.phases, "val_psnr": psnr, "val_ssim": ssim,
+                                                     "train_config": config.to_dict()})
+        checkpoint(last_path)
+    bar.close()
+    writer.close()
+    return best_path
