@@ -182,12 +182,13 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, quiet:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            loss_value = loss.item()
             position.sample, position.global_step = b + 1, position.global_step + 1
             seconds = time.perf_counter() - started
             _append_csv(run_dir / "train.csv", {"step": position.global_step, "epoch": position.global_epoch,
-                                               "phases": stage.phases, "loss": float(loss), "seconds": round(seconds, 3)})
-            writer.add_scalar("train/loss", float(loss), position.global_step)
-            bar.set_postfix(phases=stage.phases, loss=f"{float(loss):.4f}")
+                                               "phases": stage.phases, "loss": loss_value, "seconds": round(seconds, 3)})
+            writer.add_scalar("train/loss", loss_value, position.global_step)
+            bar.set_postfix(phases=stage.phases, loss=f"{loss_value:.4f}")
             bar.update(1)
             if position.global_step % config.train.checkpoint_every == 0:
                 checkpoint(last_path)
@@ -202,7 +203,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, quiet:
             writer.add_scalar(f"val/psnr_{c}", psnr[c], position.global_step)
             writer.add_scalar(f"val/ssim_{c}", ssim[c], position.global_step)
         writer.flush()
-        bar.set_postfix(phases=stage.phases, loss=f"{float(loss):.4f}", val_psnr="/".join(f"{v:.2f}" for v in psnr.values()))
+        bar.set_postfix(phases=stage.phases, loss=f"{loss_value:.4f}", val_psnr="/".join(f"{v:.2f}" for v in psnr.values()))
         # the best model is chosen on the validation slab among epochs of the final number of phases
         score = float(np.mean(list(psnr.values())))
         final_stage = stage.phases == schedule[-1].phases
