@@ -77,7 +77,8 @@ def test_unknown_option_is_rejected(capsys):
 
 def test_demo_command(tmp_path, capsys, tiny_checkpoint):
     out = tmp_path / "demo"
-    code, text, _ = run(capsys, "demo", "--checkpoint", tiny_checkpoint, "--slices", "0", "--convergent", "--quiet", "--out", out)
+    code, text, _ = run(capsys, "demo", "--checkpoint", tiny_checkpoint, "--slices", "0", "--convergent",
+                        "--tv-iterations", 20, "--quiet", "--out", out)
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"zero-filled", "joint-tv", "lpam-net", "lpam-net-convergent"} == set(metrics["methods"])

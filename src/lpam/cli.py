@@ -58,7 +58,8 @@ def command_solve(args: argparse.Namespace) -> None:
     from lpam.workflows import format_table, solve_embedded
 
     constants = Constants(a=args.a, c=args.c, sigma=args.sigma, rho=0.5)
-    settings = TVSettings(lam=TVSettings.lam if args.lam is None else args.lam, iterations=args.iterations, eps0=args.eps0,
+    settings = TVSettings(lam=TVSettings.lam if args.lam is None else args.lam, iterations=args.iterations,
+                          eps0=TVSettings.eps0 if args.eps0 is None else args.eps0,
                           safeguard=not args.no_safeguard, eps_decay=not args.no_eps_decay, constants=constants)
     metrics = solve_embedded(args.out, args.regularizer, mask_spec(args), args.split, parse_slices(args.slices),
                              settings, noise_std=args.noise, progress=not args.quiet)
@@ -81,8 +82,10 @@ def command_train(args: argparse.Namespace) -> None:
 def command_demo(args: argparse.Namespace) -> None:
     from lpam.workflows import format_table, run_demo
 
-    metrics = run_demo(args.out, args.checkpoint, parse_slices(args.slices), convergent=args.convergent,
-                       progress=not args.quiet)
+    from lpam.reconstruction import TVSettings
+
+    metrics = run_demo(args.out, args.checkpoint, parse_slices(args.slices), TVSettings(iterations=args.tv_iterations),
+                       convergent=args.convergent, progress=not args.quiet)
     print(f"LPAM-net: {metrics['params']['lpam-net']:,} parameters, {metrics['phases']} phases; "
           f"mask radial 20% (achieved {metrics['mask']['achieved_rate']:.3f}); test slices {metrics['slices'][0]}.."
           f"{metrics['slices'][-1]}")
@@ -126,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slices", default="0:4", help="'start:stop' or comma-separated positions in the split")
     p.add_argument("--iterations", type=int, default=300)
     p.add_argument("--lam", type=float, default=None, help="TV weight (default: tuned on the validation slab)")
-    p.add_argument("--eps0", type=float, default=0.01)
+    p.add_argument("--eps0", type=float, default=None, help="starting eps (default: tuned)")
     p.add_argument("--noise", type=float, default=0.0, help="std of complex k-space noise")
     p.add_argument("--a", type=float, default=Constants.a)
     p.add_argument("--c", type=float, default=Constants.c)
@@ -150,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, help="default: the shipped weights")
     p.add_argument("--slices", default=None, help="positions in the test slab (default: all)")
     p.add_argument("--convergent", action="store_true", help="also run the convergent mode and plot Phi_eps")
+    p.add_argument("--tv-iterations", type=int, default=300, help="iterations of the joint-TV baseline")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=command_demo)
 
