@@ -153,3 +153,12 @@ def test_reconstruct_errors(tmp_path, capsys, tiny_checkpoint):
     code, _, err = run(capsys, "reconstruct", t1, t2, "--input-type", "kspace", "--checkpoint", tiny_checkpoint,
                        "--quiet", "--out", out)
     assert code == 2 and "complex" in err and not out.exists()
+
+
+def test_unavailable_device_is_a_clear_error(tmp_path, capsys, tiny_checkpoint):
+    if torch.cuda.is_available():
+        device, message = "tpu", "unknown device"
+    else:
+        device, message = "cuda", "CUDA is not available"
+    code, _, err = run(capsys, "demo", "--checkpoint", tiny_checkpoint, "--device", device, "--quiet", "--out", tmp_path / "d")
+    assert code == 2 and message in err

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from lpam.algorithm.lpam import Constants
+from lpam.device import resolve_device
 from lpam.io import atomic_path
 from lpam.models.lpam_net import LPAMNet, LPAMNetConfig
 
@@ -40,6 +41,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 def load_model(path: str | Path | None = None, map_location: str | torch.device = "cpu") -> LPAMNet:
     """The LPAM-net stored in ``path`` (default: the shipped weights), in eval mode."""
     path = SHIPPED_WEIGHTS if path is None else Path(path)
+    map_location = resolve_device(map_location)
     payload = load_checkpoint(path, map_location)
     model = LPAMNet(LPAMNetConfig.from_dict(payload["model_config"]), Constants(**payload["constants"]))
     try:

@@ -85,7 +85,7 @@ def command_demo(args: argparse.Namespace) -> None:
     from lpam.reconstruction import TVSettings
 
     metrics = run_demo(args.out, args.checkpoint, parse_slices(args.slices), TVSettings(iterations=args.tv_iterations),
-                       convergent=args.convergent, progress=not args.quiet)
+                       convergent=args.convergent, progress=not args.quiet, device=args.device)
     print(f"LPAM-net: {metrics['params']['lpam-net']:,} parameters, {metrics['phases']} phases; "
           f"mask radial 20% (achieved {metrics['mask']['achieved_rate']:.3f}); test slices {metrics['slices'][0]}.."
           f"{metrics['slices'][-1]}")
@@ -101,7 +101,7 @@ def command_reconstruct(args: argparse.Namespace) -> None:
     written = reconstruct_files(
         inputs=args.inputs, contrasts=args.contrasts, out_dir=args.out, input_type=args.input_type,
         mask_file=args.mask_file, mask=mask_spec(args), checkpoint=args.checkpoint, mode=args.mode,
-        progress=not args.quiet,
+        progress=not args.quiet, device=args.device,
     )
     print("wrote " + ", ".join(str(p) for p in written))
 
@@ -154,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slices", default=None, help="positions in the test slab (default: all)")
     p.add_argument("--convergent", action="store_true", help="also run the convergent mode and plot Phi_eps")
     p.add_argument("--tv-iterations", type=int, default=300, help="iterations of the joint-TV baseline")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (LPAM-net)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=command_demo)
 
@@ -166,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_mask_options(p)
     p.add_argument("--checkpoint", default=None, help="default: the shipped weights")
     p.add_argument("--mode", choices=["plain", "convergent"], default="plain")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--out", required=True)
     p.set_defaults(handler=command_reconstruct)
@@ -176,9 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)
-    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError, KeyError) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"lpam {args.command}: error: {message}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as error:
+        print(f"lpam {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0
 

@@ -54,6 +54,7 @@ def reconstruct_files(
     checkpoint: str | Path | None = None,
     mode: str = "plain",
     progress: bool = True,
+    device: str = "cpu",
 ) -> list[Path]:
     """Reconstruct the contrasts in ``inputs``; writes <contrast>_lpam.nii.gz, <contrast>_zero_filled.nii.gz,
     preview.png (and metrics.json for image input) into ``out_dir``; returns the written paths."""
@@ -63,7 +64,7 @@ def reconstruct_files(
     contrasts = list(contrasts) if contrasts else ["T1", "T2", "PD", "FLAIR"][: len(paths)]
     if len(contrasts) != len(paths):
         raise ValueError(f"{len(paths)} input files but {len(contrasts)} contrast names")
-    model = load_model(checkpoint)
+    model = load_model(checkpoint, map_location=device)
     if len(paths) != model.config.contrasts:
         raise ValueError(f"the checkpoint reconstructs {model.config.contrasts} contrasts, got {len(paths)} input files")
     preferred = ("kspace", "k", "data") if input_type == "kspace" else ("image", "img", "reconstruction_rss", "data")

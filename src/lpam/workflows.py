@@ -9,6 +9,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from lpam.algorithm.lpam import History
 from lpam.checkpoint import load_model
@@ -107,12 +108,12 @@ def solve_embedded(
 @torch.no_grad()
 def run_network(model: LPAMNet, kspace: torch.Tensor, mask: torch.Tensor, mode: str = "plain",
                 history: History | None = None, progress: bool = False) -> torch.Tensor:
-    """LPAM-net slice by slice (batch 1 keeps memory flat); ``mask`` (H, W) shared by all slices."""
-    from tqdm import tqdm
-
+    """LPAM-net slice by slice (batch 1 keeps memory flat) on the model's device; results on the CPU."""
+    device = next(model.parameters()).device
+    mask = mask.to(device)
     outputs = []
     for i in tqdm(range(kspace.shape[0]), desc=f"LPAM-net ({mode})", disable=not progress, dynamic_ncols=True):
-        outputs.append(model(kspace[i : i + 1], mask, mode=mode, history=history))
+        outputs.append(model(kspace[i : i + 1].to(device), mask, mode=mode, history=history).cpu())
     return torch.cat(outputs)
 
 
@@ -136,9 +137,10 @@ def run_demo(
     tv_settings: TVSettings | None = None,
     convergent: bool = False,
     progress: bool = True,
+    device: str = "cpu",
 ) -> dict:
     """The README's main job: the embedded test slab at 20% radial, zero-filled vs joint TV vs LPAM-net."""
-    model = load_model(checkpoint)
+    model = load_model(checkpoint, map_location=device)
     data = load_split("test", slices=slices)
     mask = MaskSpec()
     sampling = mask.build(tuple(data.images.shape[-2:]))

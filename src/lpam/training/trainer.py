@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from lpam.checkpoint import load_checkpoint, save_checkpoint
 from lpam.data.embedded import load_split, simulate_kspace
+from lpam.device import resolve_device
 from lpam.io import atomic_path
 from lpam.metrics import evaluate_contrasts
 from lpam.models.lpam_net import LPAMNet
@@ -131,7 +132,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, quiet:
     from torch.utils.tensorboard import SummaryWriter
 
     run_dir = Path(run_dir)
-    device = torch.device(config.train.device)
+    device = resolve_device(config.train.device)
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     model = LPAMNet(config.model).to(device)
     optimizer = build_optimizer(model, config)
