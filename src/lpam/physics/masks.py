@@ -1,40 +1,65 @@
-"""k-space sampling masks (SPEC.md sections 5 and 7): boolean (H, W) arrays, k-space centre at
-(H // 2, W // 2) (the centred FFT convention), seeded and reproducible, any shape."""
+"""k-space sampling masks (SPEC.md sections 5 and 7).
+
+Every mask is a boolean (H, W) array, True where k-space is sampled, with the k-space centre (DC) at
+(H // 2, W // 2): the convention of the centred FFT (ifftshift -> fft2 -> fftshift). Every random choice
+comes from ``np.random.default_rng(seed)``, so a mask is a function of its arguments.
+"""
 from __future__ import annotations
 
+import math
+import numbers
+import operator
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
 from lpam.io import atomic_path, save_npy
 
 MASK_KINDS = ("radial", "cartesian-random", "cartesian-equispaced", "variable-density", "poisson")
-RATE_TOLERANCE = 0.01
+RATE_TOLERANCE = 0.01  # "rate within 1%": |achieved - requested| <= 0.01 (SPEC.md section 7)
+PAPER_CENTER_RADIUS = 8.5  # px, the fully sampled disc of the paper's 160x180 radial mask
+VARIABLE_DENSITY_POWER = 4  # density (1 - r / r_max)^4 of the "random" variable-density mask
+POISSON_DISTANCE_GROWTH = 3.0  # Poisson-disc minimum distance s (1 + 3 r / r_max): 4x wider at the corners
 
 
-def _check_shape(shape: tuple[int, ...]) -> tuple[int, int]:
-    shape = tuple(int(s) for s in shape)
-    if len(shape) != 2 or min(shape) < 2:
-        raise ValueError(f"mask shape must be two sizes >= 2 (H, W), got {shape}")
-    return shape  # type: ignore[return-value]
+def _check_shape(shape: Iterable[int]) -> tuple[int, int]:
+    try:
+        height, width = (operator.index(size) for size in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"mask shape must be two integer sizes (H, W), got {shape!r}") from None
+    if height < 1 or width < 1:
+        raise ValueError(f"mask shape must be positive, got {(height, width)}")
+    return height, width
 
 
 def _check_rate(rate: float | None) -> float:
-    if rate is None or not 0 < rate <= 1:
+    if not isinstance(rate, numbers.Real) or not 0 < rate <= 1:
         raise ValueError(f"sampling rate must lie in (0, 1], got {rate}")
     return float(rate)
 
 
-def _radii(shape: tuple[int, int]) -> np.ndarray:
-    """Distance of every grid point to the k-space centre."""
-    v, h = np.meshgrid(np.arange(shape[0]) - shape[0] // 2, np.arange(shape[1]) - shape[1] // 2, indexing="ij")
-    return np.hypot(v, h)
+def _distance(shape: tuple[int, int]) -> np.ndarray:
+    """|k - c| for every grid point k, c = (H // 2, W // 2) the k-space centre."""
+    rows = np.arange(shape[0]) - shape[0] // 2
+    cols = np.arange(shape[1]) - shape[1] // 2
+    return np.hypot(rows[:, None], cols[None, :])
+
+
+def _center_disc(shape: tuple[int, int], radius: float | None) -> np.ndarray:
+    """{k : |k - c| <= radius}; the default radius is the paper's 8.5 px scaled by min(H, W) / 160."""
+    if radius is None:
+        radius = PAPER_CENTER_RADIUS * min(shape) / 160
+    elif not radius >= 0:
+        raise ValueError(f"center_radius must be >= 0 px, got {radius}")
+    return _distance(shape) <= radius
 
 
 def _spokes(shape: tuple[int, int], count: int, offset: float) -> np.ndarray:
-    """``count`` straight lines through the centre at angles offset + k pi / count, rasterised every 1/4 px."""
+    """Full lines c + t (sin a_j, cos a_j), a_j = offset + j pi / count (j < count), through the whole grid,
+    rasterised by rounding points every 1/4 px along them."""
     height, width = shape
-    half_length = np.hypot(height, width) / 2 + 1
+    half_length = math.hypot(height, width) / 2 + 1
     t = np.arange(-half_length, half_length, 0.25)
     angles = offset + np.arange(count) * np.pi / count
     rows = np.rint(height // 2 + np.outer(np.sin(angles), t)).astype(int).ravel()
@@ -45,167 +70,261 @@ def _spokes(shape: tuple[int, int], count: int, offset: float) -> np.ndarray:
     return mask
 
 
-def radial_mask(shape: tuple[int, int], rate: float, seed: int = 0, center_radius: float = 8.5) -> np.ndarray:
-    """Fully sampled centre disc (radius ``center_radius`` px) plus straight spokes through the centre.
+def radial_mask(
+    shape: tuple[int, int], rate: float, seed: int = 0, center_radius: float | None = None
+) -> np.ndarray:
+    """The paper's radial mask: a fully sampled centre disc plus ``n`` straight spokes through the centre.
 
-    The number of spokes is the one whose rate is nearest the request; the spokes are equally spaced
-    over 180 degrees with a seeded random rotation. Raises when no count is within 0.01 of the request.
+    Spoke j has angle (u + j) pi / n, u ~ U(0, 1) seeded (a random global rotation); ``n`` is found by
+    bisection (the rate grows with n) as the count whose rate is nearest ``rate``. The disc radius defaults
+    to 8.5 px at 160x180 (scaled by min(H, W) / 160). About 27 spokes give 20% on 160x180.
+    Raises ValueError when no count reaches ``rate`` within 0.01.
     """
     shape, rate = _check_shape(shape), _check_rate(rate)
-    disc = _radii(shape) <= center_radius
-    offset_fraction = np.random.default_rng(seed).uniform()
-    best, previous = None, None
-    for count in range(1, 4 * max(shape)):
-        mask = disc | _spokes(shape, count, offset_fraction * np.pi / count)
-        if best is None or abs(mask.mean() - rate) < abs(best.mean() - rate):
-            best = mask
-        if mask.mean() >= rate or (previous is not None and mask.mean() == previous):
-            break
-        previous = mask.mean()
-    if abs(best.mean() - rate) > RATE_TOLERANCE:
-        raise ValueError(f"a radial mask of shape {shape} cannot reach rate {rate} within {RATE_TOLERANCE} "
-                         f"(nearest {best.mean():.3f}; the centre disc alone covers {disc.mean():.3f})")
-    return best
+    disc = _center_disc(shape, center_radius)
+    rotation = np.random.default_rng(seed).uniform()
+    masks: dict[int, np.ndarray] = {}
+
+    def achieved(count: int) -> float:
+        if count not in masks:
+            masks[count] = disc | _spokes(shape, count, rotation * np.pi / count)
+        return float(masks[count].mean())
+
+    # with pi * diagonal spokes, neighbouring spokes are < 1/2 px apart everywhere: the grid is covered
+    low, high = 0, math.ceil(math.pi * math.hypot(*shape))
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if achieved(middle) < rate else (low, middle)
+    count = min((max(low, 1), high), key=lambda n: abs(achieved(n) - rate))
+    if abs(achieved(count) - rate) > RATE_TOLERANCE:
+        raise ValueError(
+            f"a radial mask of shape {shape} cannot reach rate {rate} within {RATE_TOLERANCE}: the nearest has "
+            f"rate {achieved(count):.4f} ({count} spokes; the centre disc alone covers {disc.mean():.4f})"
+        )
+    return masks[count]
 
 
-def ring_profile(mask: np.ndarray, radii: list[int]) -> dict[int, float]:
-    """Fraction of sampled in-grid points whose distance to the centre rounds to r, for each r."""
-    distance = np.rint(_radii(mask.shape))
-    return {r: float(mask[distance == r].mean()) for r in radii}
+def ring_profile(mask: np.ndarray, radii: Iterable[int]) -> dict[int, float]:
+    """For each r, the sampled fraction of the in-grid points k with round(|k - c|) = r."""
+    rings = np.rint(_distance(mask.shape))
+    profile = {}
+    for radius in radii:
+        ring = rings == radius
+        if not ring.any():
+            raise ValueError(f"no grid point of a {mask.shape} mask lies at radius {radius}")
+        profile[radius] = float(mask[ring].mean())
+    return profile
 
 
 def cartesian_mask(
     shape: tuple[int, int], acceleration: float, center_fraction: float | None = None,
     kind: str = "random", seed: int = 0,
 ) -> np.ndarray:
-    """Phase-encoding lines (columns, constant along H) as fastMRI defines them: round(W * center_fraction)
-    fully sampled centre columns, then random columns with probability (W / acc - low) / (W - low), or
-    equispaced columns at the adjusted acceleration acc (low - W) / (low acc - W) from a seeded offset."""
+    """Whole columns (lines along H) with fastMRI's semantics, W columns, ``low`` = round(W center_fraction):
+
+    the ``low`` centre columns from (W - low + 1) // 2 on are sampled; ``random`` adds each other column with
+    probability (W / acc - low) / (W - low); ``equispaced`` adds columns round(o + j a) at the adjusted
+    acceleration a = acc (low - W) / (low acc - W), seeded offset o in [0, round(a)), so that about W / acc
+    columns are sampled. center_fraction defaults to 0.32 / acc (0.08 at 4x, 0.04 at 8x).
+    """
     height, width = _check_shape(shape)
-    if acceleration is None or not acceleration > 1:
+    if kind not in ("random", "equispaced"):
+        raise ValueError(f"unknown cartesian kind {kind!r}; choose 'random' or 'equispaced'")
+    if not isinstance(acceleration, numbers.Real) or not acceleration > 1:
         raise ValueError(f"acceleration must be > 1, got {acceleration}")
     if center_fraction is None:
-        center_fraction = {4: 0.08, 8: 0.04}.get(acceleration, 0.32 / acceleration)
-    if not 0 < center_fraction < 1 / acceleration:
-        raise ValueError(f"center_fraction must lie in (0, 1/acceleration), got {center_fraction}")
+        center_fraction = 0.32 / acceleration
+    if not isinstance(center_fraction, numbers.Real) or not 0 < center_fraction < 1:
+        raise ValueError(f"center_fraction must lie in (0, 1), got {center_fraction}")
+    low = max(1, round(width * center_fraction))  # at least the DC column
+    if low >= width / acceleration:
+        raise ValueError(
+            f"center_fraction {center_fraction} gives {low} centre columns; with {width} columns at "
+            f"acceleration {acceleration} they must be fewer than {width / acceleration:.2f}"
+        )
     rng = np.random.default_rng(seed)
-    low = max(1, round(width * center_fraction))
-    columns = np.zeros(width, dtype=bool)
     if kind == "random":
         columns = rng.uniform(size=width) < (width / acceleration - low) / (width - low)
-    elif kind == "equispaced":
+    else:  # equispaced
         adjusted = acceleration * (low - width) / (low * acceleration - width)
         offset = rng.integers(0, max(1, round(adjusted)))
+        columns = np.zeros(width, dtype=bool)
         columns[np.rint(np.arange(offset, width - 1, adjusted)).astype(int)] = True
-    else:
-        raise ValueError(f"unknown cartesian kind {kind!r}; choose random or equispaced")
     start = (width - low + 1) // 2
     columns[start : start + low] = True
     return np.broadcast_to(columns, (height, width)).copy()
 
 
-def _bisect(achieved, rate: float, low: float, high: float, steps: int = 30) -> float:
-    """Parameter s in [low, high] with achieved(s) ~ rate, achieved increasing in s."""
-    for _ in range(steps):
-        middle = 0.5 * (low + high)
-        low, high = (middle, high) if achieved(middle) < rate else (low, middle)
-    return 0.5 * (low + high)
+def variable_density_mask(
+    shape: tuple[int, int], rate: float, seed: int = 0, kind: str = "random"
+) -> np.ndarray:
+    """2-D variable-density masks with a fully sampled centre disc (radius 8.5 px at 160x180, scaled).
 
-
-def variable_density_mask(shape: tuple[int, int], rate: float, seed: int = 0, kind: str = "random") -> np.ndarray:
-    """2-D variable density: ``random`` draws each point with probability min(1, s (1 - r / r_max)^4)
-    (s set by bisection so the expected rate is ``rate``); ``poisson`` is a Poisson disc whose minimum
-    distance grows linearly with r (1x at the centre, 4x at the edge), scaled by bisection to the rate.
-    Both keep a fully sampled centre disc of radius 4% of the smaller size."""
+    ``random``: point k is sampled when u_k < s p(k), u_k ~ U(0, 1) seeded, p = (1 - |k - c| / r_max)^4,
+    i.e. Bernoulli(min(1, s p)); the scale s is the quantile that gives round(rate H W) points.
+    ``poisson``: a variable-density Poisson disc: dart throwing in a seeded random order keeps a point when
+    no kept point lies closer than d = s (1 + 3 |k - c| / r_max); s is found by bisection.
+    Both reach ``rate`` within 0.01 or raise ValueError.
+    """
+    if kind not in ("random", "poisson"):
+        raise ValueError(f"unknown variable-density kind {kind!r}; choose 'random' or 'poisson'")
     shape, rate = _check_shape(shape), _check_rate(rate)
-    radii = _radii(shape)
-    relative = radii / radii.max()
-    centre = radii <= 0.04 * min(shape)
-    if centre.mean() > rate:
-        raise ValueError(f"rate {rate} is below the fully sampled centre ({centre.mean():.3f}) for shape {shape}")
+    centre = _center_disc(shape, None)
+    if centre.mean() > rate + RATE_TOLERANCE:
+        raise ValueError(f"rate {rate} is below the fully sampled centre ({centre.mean():.4f}) of shape {shape}")
+    distance = _distance(shape)
+    relative = distance / max(distance.max(), 1)
     rng = np.random.default_rng(seed)
     if kind == "random":
-        density = (1 - relative) ** 4
-        scale = _bisect(lambda s: np.minimum(1, s * density).mean(), rate, 0.0, 1e4)
-        return centre | (rng.uniform(size=shape) < np.minimum(1, scale * density))
-    if kind == "poisson":
-        order = rng.permutation(radii.size)
-        spacing = 1 + 3 * relative.ravel()
-
-        def draw(scale: float) -> np.ndarray:
-            return _poisson_disc(shape, order, scale * spacing, centre)
-
-        scale = _bisect(lambda s: -draw(s).mean(), -rate, 0.3, 20.0, steps=14)
-        mask = draw(scale)
-        if abs(mask.mean() - rate) > RATE_TOLERANCE:
-            raise ValueError(f"a Poisson-disc mask of shape {shape} cannot reach rate {rate} (got {mask.mean():.3f})")
-        return mask
-    raise ValueError(f"unknown variable-density kind {kind!r}; choose random or poisson")
+        return _variable_density_random(centre, (1 - relative) ** VARIABLE_DENSITY_POWER, rate, rng)
+    return _variable_density_poisson(centre, 1 + POISSON_DISTANCE_GROWTH * relative, rate, rng)
 
 
-def _poisson_disc(shape: tuple[int, int], order: np.ndarray, min_distance: np.ndarray, centre: np.ndarray) -> np.ndarray:
-    """Dart throwing over the grid in ``order``: a point is kept when no kept point lies closer than its
-    own minimum distance (outside the fully sampled centre)."""
-    height, width = shape
-    kept = np.zeros(shape, dtype=bool)
-    for index in order:
-        row, col = divmod(int(index), width)
-        if centre[row, col]:
-            continue
-        reach = int(np.ceil(min_distance[index]))
-        r0, r1, c0, c1 = max(0, row - reach), min(height, row + reach + 1), max(0, col - reach), min(width, col + reach + 1)
-        window = kept[r0:r1, c0:c1]
-        if window.any():
-            rows, cols = np.nonzero(window)
-            if ((rows + r0 - row) ** 2 + (cols + c0 - col) ** 2).min() < min_distance[index] ** 2:
+def _variable_density_random(
+    centre: np.ndarray, density: np.ndarray, rate: float, rng: np.random.Generator
+) -> np.ndarray:
+    """The centre plus the points of smallest u_k / p(k): thresholding u_k < s p(k) at the fitting s."""
+    with np.errstate(divide="ignore"):
+        key = np.where(centre, -np.inf, rng.uniform(size=centre.shape) / density).ravel()
+    count = max(round(rate * centre.size), int(centre.sum()))
+    mask = np.zeros(centre.size, dtype=bool)
+    mask[np.argpartition(key, count - 1)[:count]] = True
+    return mask.reshape(centre.shape)
+
+
+def _variable_density_poisson(
+    centre: np.ndarray, profile: np.ndarray, rate: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Poisson disc with minimum distance d = s * profile, s fitted to ``rate`` (the rate falls as s grows).
+
+    First guess: dart throwing on the grid keeps about 0.56 / d^2 points per px^2, so for n points outside
+    the centre s^2 ~ 0.56 sum(1 / profile^2) / n; then steps of 1.5x until ``rate`` is bracketed, then
+    bisection, until the rate is within 0.005.
+    """
+    wanted = rate * centre.size - centre.sum()
+    if wanted <= 0:
+        return centre.copy()
+    order = rng.permutation(centre.size)
+    scale = math.sqrt(0.56 * (profile[~centre] ** -2.0).sum() / wanted)
+    low = high = None
+    best = mask = _poisson_disc(scale * profile, centre, order)
+    for _ in range(40):
+        if abs(best.mean() - rate) <= RATE_TOLERANCE / 2:
+            break
+        if mask.mean() > rate:
+            low = scale
+        else:
+            high = scale
+        if low is not None and high is not None:
+            scale = 0.5 * (low + high)
+        else:
+            scale = scale * 1.5 if high is None else scale / 1.5
+        mask = _poisson_disc(scale * profile, centre, order)
+        best = min(best, mask, key=lambda m: abs(m.mean() - rate))
+    if abs(best.mean() - rate) > RATE_TOLERANCE:
+        raise ValueError(
+            f"a Poisson-disc mask of shape {centre.shape} cannot reach rate {rate} (nearest {best.mean():.4f})"
+        )
+    return best
+
+
+def _poisson_disc(min_distance: np.ndarray, centre: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Dart throwing: the centre is kept, then each grid point in ``order`` (flat indices) is kept unless a kept
+    point q lies at |k - q| < max(d(k), d(q)).
+
+    Computed exactly as the sequential loop would, but vectorised: the conflict pairs form a graph and the
+    result is its greedy maximal independent set in ``order``; each round keeps every undecided point that
+    precedes all its undecided neighbours and discards the neighbours of the points kept.
+    """
+    height, width = centre.shape
+    rank = np.empty(order.size, dtype=np.int64)
+    rank[order] = np.arange(order.size)
+    firsts, seconds = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+    reach = math.ceil(min_distance.max())
+    for dy in range(min(reach, height - 1) + 1):
+        for dx in range(-min(reach, width - 1) if dy else 1, min(reach, width - 1) + 1):
+            length = math.hypot(dy, dx)
+            if length >= min_distance.max():
                 continue
-        kept[row, col] = True
-    return kept | centre
+            left, right = max(0, -dx), width - max(0, dx)  # columns k whose partner k + (dy, dx) is in the grid
+            first = min_distance[: height - dy, left:right]
+            second = min_distance[dy:, left + dx : right + dx]
+            rows, cols = np.nonzero(length < np.maximum(first, second))
+            firsts.append(rows * width + cols + left)
+            seconds.append((rows + dy) * width + cols + left + dx)
+    first, second = np.concatenate(firsts), np.concatenate(seconds)
+    first_is_later = rank[first] > rank[second]
+    later, earlier = np.where(first_is_later, first, second), np.where(first_is_later, second, first)
+
+    kept = centre.ravel().copy()
+    undecided = ~kept
+    undecided[later[kept[earlier]]] = False
+    undecided[earlier[kept[later]]] = False
+    while True:
+        alive = undecided[later] & undecided[earlier]
+        later, earlier = later[alive], earlier[alive]
+        if not later.size:
+            return (kept | undecided).reshape(centre.shape)
+        blocked = np.zeros_like(kept)
+        blocked[later] = True  # an undecided neighbour comes first
+        winners = undecided & ~blocked
+        kept |= winners
+        undecided &= ~winners
+        undecided[later[winners[earlier]]] = False
 
 
 def make_mask(
     kind: str, shape: tuple[int, int], rate: float | None = None, acceleration: float | None = None,
     center_fraction: float | None = None, seed: int = 0,
 ) -> np.ndarray:
-    """Any mask of :data:`MASK_KINDS` from its parameters (rate, or acceleration for Cartesian kinds)."""
+    """A mask of one of :data:`MASK_KINDS`: ``rate`` for radial / variable-density / poisson, ``acceleration``
+    (and optional ``center_fraction``) for the cartesian kinds; parameters a kind does not use are ignored."""
     if kind == "radial":
         return radial_mask(shape, rate, seed)
     if kind in ("cartesian-random", "cartesian-equispaced"):
-        return cartesian_mask(shape, acceleration, center_fraction, kind.split("-")[1], seed)
-    if kind in ("variable-density", "poisson"):
-        return variable_density_mask(shape, rate, seed, "random" if kind == "variable-density" else "poisson")
+        return cartesian_mask(shape, acceleration, center_fraction, kind.removeprefix("cartesian-"), seed)
+    if kind == "variable-density":
+        return variable_density_mask(shape, rate, seed, "random")
+    if kind == "poisson":
+        return variable_density_mask(shape, rate, seed, "poisson")
     raise ValueError(f"unknown mask kind {kind!r}; choose one of {', '.join(MASK_KINDS)}")
 
 
-def save_mask(mask: np.ndarray, path: str | Path, title: str = "") -> None:
-    """Write the mask as .npy and a PNG picture beside it (same stem), both atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def save_mask(mask: np.ndarray, path: str | Path, title: str | None = None) -> None:
+    """Write ``mask`` to ``path`` (.npy) and a picture of it beside it (same stem, .png), both atomically."""
+    from matplotlib.figure import Figure  # a bare Figure renders with Agg and leaves pyplot's state alone
 
     path = Path(path)
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"a mask must be 2-D, got shape {mask.shape}")
+    if path.suffix != ".npy":
+        raise ValueError(f"a mask is saved as .npy, got {path}")
     save_npy(mask.astype(bool), path)
-    figure, axis = plt.subplots(figsize=(4, 4 * mask.shape[0] / mask.shape[1]))
+    figure = Figure(figsize=(4, 4 * mask.shape[0] / mask.shape[1]))
+    axis = figure.subplots()
     axis.imshow(mask, cmap="gray", interpolation="nearest")
     axis.set_title(title or f"sampling rate {mask.mean():.3f}", fontsize=9)
     axis.axis("off")
     with atomic_path(path.with_suffix(".png")) as tmp:
         figure.savefig(tmp, dpi=100, bbox_inches="tight", format="png")
-    plt.close(figure)
 
 
 def load_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Read a mask from .npy / .npz / .mat (key 'mask' preferred); nonzero entries are sampled."""
+    """Read a mask from .npy, .npz or .mat (the array named 'mask', else the only / largest one); nonzero
+    entries are sampled. Raises ValueError naming the file when it is missing, unreadable, not 2-D, of
+    another shape than ``shape``, holds NaN / infinity, or samples nothing."""
     from lpam.data.files import read_array
 
     path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"mask file not found: {path}")
     array = read_array(path, preferred=("mask",))
     if array.ndim != 2:
         raise ValueError(f"{path}: a mask must be 2-D, got shape {array.shape}")
     if shape is not None and array.shape != tuple(shape):
-        raise ValueError(f"{path}: mask shape {array.shape} does not match the data {tuple(shape)}")
+        raise ValueError(f"{path}: mask shape {array.shape} does not match the data shape {tuple(shape)}")
     mask = array != 0
     if not mask.any():
-        raise ValueError(f"{path}: the mask samples no k-space point")
+        raise ValueError(f"{path}: the mask samples no k-space point (all zeros)")
     return mask
