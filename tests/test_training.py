@@ -55,6 +55,16 @@ def test_resume_continues_exactly(tmp_path, monkeypatch):
     assert (tmp_path / "killed" / "train.csv").read_text().count("\n") == 1 + 4
 
 
+def test_resume_may_extend_the_schedule(tmp_path):
+    trainer.train(tiny_config(), tmp_path / "run", quiet=True)
+    longer = tiny_config(schedule=[{"phases": 1, "epochs": 1}, {"phases": 2, "epochs": 2}])
+    trainer.train(longer, tmp_path / "run", resume=True, quiet=True)
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["position"]["global_step"] == 6
+    shorter_first = tiny_config(schedule=[{"phases": 1, "epochs": 2}, {"phases": 2, "epochs": 2}])
+    with pytest.raises(ValueError, match="only train.schedule may grow"):
+        trainer.train(shorter_first, tmp_path / "run", resume=True, quiet=True)
+
+
 def test_run_directory_and_resume_errors(tmp_path):
     trainer.train(tiny_config(), tmp_path / "run", quiet=True)
     with pytest.raises(FileExistsError, match="--resume"):

@@ -127,6 +127,26 @@ def _config_text(config: TrainConfig) -> str:
     return yaml.safe_dump(json.loads(json.dumps(config.to_dict())), sort_keys=False)
 
 
+def _resumed_position(started: dict, config: TrainConfig, position: Position) -> Position:
+    """A resumed run keeps its config, except that train.schedule may grow (to extend a run across
+    sessions): unfinished stages, or the last stage of a finished run, may gain epochs and new stages may
+    follow. Returns where to continue."""
+    old, new = json.loads(json.dumps(started)), json.loads(json.dumps(config.to_dict()))
+    old_schedule, new_schedule = old["train"].pop("schedule"), new["train"].pop("schedule")
+    last = len(old_schedule) - 1
+    if (position.stage > last and len(new_schedule) > last
+            and new_schedule[last]["epochs"] > old_schedule[last]["epochs"]):
+        position = Position(last, old_schedule[last]["epochs"], 0, position.global_step, position.global_epoch)
+    extends = len(new_schedule) >= len(old_schedule) and all(
+        n["phases"] == o["phases"] and (n["epochs"] == o["epochs"] if i < position.stage else n["epochs"] >= o["epochs"])
+        for i, (o, n) in enumerate(zip(old_schedule, new_schedule))
+    )
+    if old != new or not extends:
+        raise ValueError("--resume: the config differs from the one this run started with; only train.schedule "
+                         "may grow (more epochs for unfinished stages or the last stage, more stages)")
+    return position
+
+
 def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, quiet: bool = False) -> Path:
     """Train per ``config`` into ``run_dir`` (last.pt, best.pt, train.csv, val.csv, events); returns best.pt."""
     from torch.utils.tensorboard import SummaryWriter
@@ -140,13 +160,10 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, quiet:
     if resume:
         if not last_path.is_file():
             raise FileNotFoundError(f"--resume: no checkpoint {last_path} to resume from")
-        saved = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else None
-        if saved is not None and saved != _config_text(config):
-            raise ValueError(f"--resume: the config differs from the one this run started with ({run_dir / 'config.yaml'})")
         checkpoint = load_checkpoint(last_path, map_location=device)
+        position = _resumed_position(checkpoint["train_config"], config, Position(**checkpoint["position"]))
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
-        position = Position(**checkpoint["position"])
         best_score = checkpoint["best_score"]
     elif last_path.exists():
         raise FileExistsError(f"{run_dir} already holds a run; use --resume to continue it or choose another --out")
