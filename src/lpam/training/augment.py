@@ -40,7 +40,7 @@ class AugmentConfig:
         return asdict(self)
 
 
-def _gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of (C, H, W) images with reflect padding."""
     radius = max(1, int(math.ceil(3 * sigma)))
     t = torch.arange(-radius, radius + 1, dtype=images.dtype)
@@ -52,6 +52,18 @@ def _gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     return x[:, 0]
 
 
+def rotate_and_zoom(images: torch.Tensor, degrees: float, zoom: float = 1.0) -> torch.Tensor:
+    """Rotate images (..., H, W) about their centre and magnify them by ``zoom`` (bilinear, zero fill)."""
+    height, width = images.shape[-2:]
+    angle = math.radians(degrees)
+    cos, sin = math.cos(angle) / zoom, math.sin(angle) / zoom
+    # affine_grid works in normalised coordinates: correct the rotation for the aspect ratio
+    theta = torch.tensor([[cos, -sin * width / height, 0.0], [sin * height / width, cos, 0.0]], dtype=images.dtype)
+    flat = images.reshape(1, -1, height, width)
+    grid = F.affine_grid(theta[None], list(flat.shape), align_corners=False)
+    return F.grid_sample(flat, grid, mode="bilinear", padding_mode="zeros", align_corners=False).reshape(images.shape)
+
+
 def augment_images(images: torch.Tensor, config: AugmentConfig, rng: np.random.Generator) -> torch.Tensor:
     """Random flips, rotation + zoom, blur or sharpening and intensity scaling of (C, H, W) magnitudes."""
     if not config.enabled:
@@ -61,19 +73,14 @@ def augment_images(images: torch.Tensor, config: AugmentConfig, rng: np.random.G
         x = x.flip(-1)
     if config.flip and rng.random() < 0.5:
         x = x.flip(-2)
-    angle = math.radians(rng.uniform(-config.rotate_degrees, config.rotate_degrees))
+    degrees = rng.uniform(-config.rotate_degrees, config.rotate_degrees)
     zoom = rng.uniform(*config.zoom)
-    if angle != 0.0 or zoom != 1.0:
-        height, width = x.shape[-2:]
-        cos, sin = math.cos(angle) / zoom, math.sin(angle) / zoom
-        # affine_grid works in normalised coordinates: correct the rotation for the aspect ratio
-        theta = torch.tensor([[cos, -sin * width / height, 0.0], [sin * height / width, cos, 0.0]], dtype=x.dtype)
-        grid = F.affine_grid(theta[None], [1, x.shape[0], height, width], align_corners=False)
-        x = F.grid_sample(x[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+    if degrees != 0.0 or zoom != 1.0:
+        x = rotate_and_zoom(x, degrees, zoom)
     if rng.random() < config.blur_probability:
-        x = _gaussian_blur(x, rng.uniform(*config.blur_sigma))
+        x = gaussian_blur(x, rng.uniform(*config.blur_sigma))
     elif rng.random() < config.sharpen_probability:
-        x = (x + rng.uniform(0.3, 1.0) * (x - _gaussian_blur(x, 1.0))).clamp_min(0.0)
+        x = (x + rng.uniform(0.3, 1.0) * (x - gaussian_blur(x, 1.0))).clamp_min(0.0)
     return x * rng.uniform(*config.intensity)
 
 
