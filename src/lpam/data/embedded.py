@@ -1,12 +1,20 @@
-"""The embedded T1w/T2w pair: ICBM 2009c nonlinear symmetric templates (SPEC.md sections 6 and 7; notice in
-COPYING-ICBM; made by scripts/make_embedded_data.py).
+"""The embedded T1w/T2w pair: ICBM 2009c nonlinear symmetric whole-head templates (SPEC.md sections 6 and 7;
+notice in COPYING-ICBM; made by scripts/make_embedded_data.py).
 
-Axial slices 160 (left-right) x 180 (anterior-posterior), each volume scaled to [0, 1]. One averaged brain,
-split by slabs of axial slices with gaps of 4 slices between them, never at random:
-train z 20..79 and 122..155 (94 slices), validation z 84..93 (10), test z 98..117 (20, mid-brain).
+Axial slices z = 6..160 (the brain's extent), 160 (left -> right) x 180 (posterior -> anterior), each volume
+scaled to [0, 1] and stored on 1023 levels. It is one averaged, smooth, symmetric brain, so the splits are
+slabs of neighbouring axial slices with 4 unused slices between any two splits, never random slices:
+
+* train z 20..79 and 122..155 (94 slices): the rest of the brain where it covers >= 6% of the crop
+  (10% at z = 20, 6% at z = 155); the skull base below and the vertex above are left out;
+* validation z 84..93 (10 slices, 69-71% brain);
+* test z 98..117 (20 slices, 57-67% brain): the central slab through the lateral ventricles.
+
+Neighbouring slices are strongly correlated, so results on the test slab do not show generalisation.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -29,7 +37,7 @@ SPLIT_ALIASES = {"validation": "val"}
 
 @dataclass
 class EmbeddedSplit:
-    """Images (S, C, H, W) float32 in [0, 1], the axial index of each slice, the contrast names."""
+    """Images (S, C, 160, 180) float32 in [0, 1], the axial index of each slice, the contrast names."""
 
     images: torch.Tensor
     axial_indices: list[int]
@@ -38,54 +46,82 @@ class EmbeddedSplit:
 
 @lru_cache(maxsize=1)
 def _volumes() -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Decoded read-only volumes {contrast: (z, 160, 180) float32}, x = (256 high + low) / levels, and z."""
     if not DATA_FILE.is_file():
-        raise FileNotFoundError(f"embedded data missing: {DATA_FILE} (reinstall lpam or run scripts/make_embedded_data.py)")
+        raise FileNotFoundError(
+            f"embedded data missing: {DATA_FILE} (reinstall lpam or run scripts/make_embedded_data.py)"
+        )
     with np.load(DATA_FILE) as archive:
         levels = float(archive["levels"])
-        volumes = {c: archive[c].astype(np.float32) / levels for c in CONTRASTS}
+        volumes = {}
+        for contrast in CONTRASTS:
+            quantised = archive[f"{contrast}_high"].astype(np.float32) * 256 + archive[f"{contrast}_low"]
+            volumes[contrast] = quantised / np.float32(levels)
+            volumes[contrast].setflags(write=False)
         return volumes, archive["axial_indices"]
 
 
 def load_split(
-    split: str, contrasts: Sequence[str] = CONTRASTS, slices: slice | Sequence[int] | None = None
+    split: str, contrasts: str | Sequence[str] = CONTRASTS, slices: slice | Sequence[int] | None = None
 ) -> EmbeddedSplit:
-    """Paired slices of one split; ``slices`` selects positions within the split (a slice or indices)."""
+    """Paired slices of ``split`` ("train", "val" or "validation", "test").
+
+    ``contrasts`` picks and orders the channels; ``slices`` selects positions within the split (a slice
+    object or a sequence of indices, negative ones counting from the end), e.g. ``slice(0, 4)``.
+    """
     name = SPLIT_ALIASES.get(split, split)
     if name not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of train, val (validation), test")
+    contrasts = (contrasts,) if isinstance(contrasts, str) else tuple(contrasts)
     unknown = [c for c in contrasts if c not in CONTRASTS]
     if unknown or not contrasts:
-        raise ValueError(f"unknown contrast(s) {unknown or list(contrasts)}; the embedded data has {', '.join(CONTRASTS)}")
+        raise ValueError(
+            f"unknown contrast(s) {unknown or list(contrasts)}; the embedded data has {', '.join(CONTRASTS)}"
+        )
     axial = list(SPLITS[name])
     if slices is not None:
         positions = range(len(axial))[slices] if isinstance(slices, slice) else list(slices)
-        bad = [p for p in positions if not -len(axial) <= p < len(axial)]
-        if bad:
-            raise ValueError(f"slice position(s) {bad} outside the {name} split of {len(axial)} slices")
+        outside = [p for p in positions if not -len(axial) <= p < len(axial)]
+        if outside:
+            raise ValueError(f"slice position(s) {outside} outside the {name} split of {len(axial)} slices")
         axial = [axial[p] for p in positions]
     if not axial:
         raise ValueError(f"the slice selection {slices!r} selects no slice of the {name} split")
     volumes, indices = _volumes()
-    rows = [int(np.searchsorted(indices, z)) for z in axial]
+    rows = np.searchsorted(indices, axial)
     images = np.stack([volumes[c][rows] for c in contrasts], axis=1)
-    return EmbeddedSplit(torch.from_numpy(images), axial, tuple(contrasts))
+    return EmbeddedSplit(torch.from_numpy(images), axial, contrasts)
 
 
 def simulate_kspace(
     images: torch.Tensor, mask: torch.Tensor, noise_std: float = 0.0, seed: int | None = 0
 ) -> torch.Tensor:
-    """y = P (F x + n), complex64, n complex Gaussian with E|n|^2 = noise_std^2 per k-space sample
-    (each of Re, Im with std noise_std / sqrt(2)); images (..., H, W), mask (H, W) or broadcastable."""
-    if tuple(mask.shape[-2:]) != tuple(images.shape[-2:]):
-        raise ValueError(f"mask shape {tuple(mask.shape)} does not match image shape {tuple(images.shape[-2:])}")
-    if noise_std < 0:
-        raise ValueError(f"noise_std must be >= 0, got {noise_std}")
-    checked = torch.view_as_real(images) if images.is_complex() else images
-    if not torch.isfinite(checked).all():
-        raise ValueError("images contain NaN or infinite values")
+    """y = P F x + P n, complex64, F the centred orthonormal FFT (:func:`fft2c`), P = (mask != 0).
+
+    n is complex Gaussian with E|n|^2 = noise_std^2 per k-space sample (Re and Im each with standard
+    deviation noise_std / sqrt(2)); with the orthonormal F this is also the noise level per pixel in
+    image space, relative to images in [0, 1]. The noise is drawn on the CPU from a generator seeded with
+    ``seed`` (fresh entropy for None), so it is the same on every device. ``images`` (..., H, W) real or
+    complex; ``mask`` (H, W) or any shape broadcastable to the images' shape.
+    """
+    try:
+        broadcast = torch.broadcast_shapes(mask.shape, images.shape)
+    except RuntimeError:
+        broadcast = None
+    if mask.ndim < 2 or broadcast != images.shape:
+        raise ValueError(f"mask shape {tuple(mask.shape)} does not match image shape {tuple(images.shape)}")
+    if not (math.isfinite(noise_std) and noise_std >= 0):
+        raise ValueError(f"noise_std must be finite and >= 0, got {noise_std}")
+    for name, tensor in (("images", images), ("mask", mask)):
+        if not torch.isfinite(tensor).all():
+            raise ValueError(f"NaN or infinite values in the {name}")
     kspace = fft2c(images.to(torch.complex64))
     if noise_std > 0:
-        generator = torch.Generator().manual_seed(0 if seed is None else seed)
+        generator = torch.Generator()
+        if seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(seed)
         noise = torch.randn(kspace.shape, dtype=torch.complex64, generator=generator)  # E|n|^2 = 1
         kspace = kspace + noise_std * noise.to(kspace.device)
     return kspace * (mask != 0).to(kspace.device)
