@@ -50,6 +50,9 @@ def test_solve_command(tmp_path, capsys):
     assert set(metrics["methods"]["joint-tv"]["T1"]) == {"psnr", "ssim", "nmse", "rmse"}
     assert np.load(out / "recon.npy").shape == (2, 2, 160, 180)
     assert (out / "figure.png").is_file() and (out / "convergence.png").is_file()
+    history = json.loads((out / "history_convergent.json").read_text())["slices"]
+    assert [h["axial_index"] for h in history] == metrics["slices"] and len(history) == 2
+    assert all(len(h["phi"]) == metrics["phases"] and len(h["branch"]) == metrics["phases"] for h in history)
 
 
 @pytest.mark.parametrize(
@@ -77,7 +80,7 @@ def test_unknown_option_is_rejected(capsys):
 
 def test_demo_command(tmp_path, capsys, tiny_checkpoint):
     out = tmp_path / "demo"
-    code, text, _ = run(capsys, "demo", "--checkpoint", tiny_checkpoint, "--slices", "0", "--convergent",
+    code, text, _ = run(capsys, "demo", "--checkpoint", tiny_checkpoint, "--slices", "0:2", "--convergent",
                         "--tv-iterations", 20, "--quiet", "--out", out)
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())

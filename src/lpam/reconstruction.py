@@ -10,11 +10,14 @@ from lpam.algorithm.lpam import Constants, History, StepSizes, solve
 from lpam.problem import check_kspace, mri_objective, zero_filled
 from lpam.regularizers.tv import total_variation
 
+PRECISIONS = {"complex64": torch.complex64, "complex128": torch.complex128}
+
 
 @dataclass
 class TVSettings:
     """LPAM with R = lam * TV. Steps: alpha = 1 (||A|| <= 1), tau = eps0 / (8 lam) (1 / Lipschitz constant
-    of grad R_eps at eps0, since ||D||^2 <= 8), abar = 1 with backtracking. Computed in float64.
+    of grad R_eps at eps0, since ||D||^2 <= 8), abar = 1 with backtracking. ``precision``: complex64 (default, fast) or
+    complex128; the README reports the difference in PSNR (< 0.01 dB).
 
     Defaults tuned on the validation slab at 20% radial (README): lam = 0.006, eps0 = 0.05, sigma = 10."""
 
@@ -28,6 +31,7 @@ class TVSettings:
     safeguard: bool = True
     eps_decay: bool = True
     constants: Constants = field(default_factory=lambda: Constants(rho=0.5))
+    precision: str = "complex64"
 
     def step_sizes(self, num_blocks: int) -> StepSizes:
         tau = self.eps0 / (8 * self.lam) if self.tau is None else self.tau
@@ -40,9 +44,11 @@ def reconstruct_tv(
     """Joint / separate TV reconstruction of k-space (B, C, H, W); returns complex images and the history."""
     settings = settings or TVSettings()
     check_kspace(kspace, mask)
-    kspace64 = kspace.to(torch.complex128)
-    objective = mri_objective(kspace64, mask, total_variation(kspace.shape[1], settings.lam, settings.coupling))
-    x0 = list(zero_filled(kspace64, mask).unbind(1))
+    if settings.precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {settings.precision!r}; choose one of {', '.join(PRECISIONS)}")
+    kspace_c = kspace.to(PRECISIONS[settings.precision])
+    objective = mri_objective(kspace_c, mask, total_variation(kspace.shape[1], settings.lam, settings.coupling))
+    x0 = list(zero_filled(kspace_c, mask).unbind(1))
     with tqdm(total=settings.iterations, desc=f"LPAM {settings.coupling} TV", disable=not progress,
               dynamic_ncols=True) as bar:
         def report(k: int, state) -> None:

@@ -113,7 +113,10 @@ def run_network(model: LPAMNet, kspace: torch.Tensor, mask: torch.Tensor, mode: 
     mask = mask.to(device)
     outputs = []
     for i in tqdm(range(kspace.shape[0]), desc=f"LPAM-net ({mode})", disable=not progress, dynamic_ncols=True):
-        outputs.append(model(kspace[i : i + 1].to(device), mask, mode=mode, history=history).cpu())
+        sample_history = None if history is None else History()
+        outputs.append(model(kspace[i : i + 1].to(device), mask, mode=mode, history=sample_history).cpu())
+        if history is not None:
+            history.add_samples(sample_history)
     return torch.cat(outputs)
 
 

@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 import torch
 
 from lpam.algorithm.regularizer import Regularizer
+from lpam.algorithm.smoothing import squared_norms
 
 Blocks = list[torch.Tensor]
 Scalar = float | torch.Tensor
@@ -122,6 +123,9 @@ class Record:
     failed: torch.Tensor
 
 
+KEYS = ("phi", "grad_norm", "eps", "branch", "backtracks", "failed")
+
+
 @dataclass
 class History:
     """Per-sample lists, one entry per iteration (the schema of history.json, SPEC.md section 7)."""
@@ -149,19 +153,23 @@ class History:
             for sample, value in zip(table, values):
                 sample.append(value)
 
+    def add_samples(self, other: "History") -> None:
+        """Append the samples of ``other`` (e.g. a history recorded for another batch)."""
+        for key in KEYS:
+            getattr(self, key).extend(getattr(other, key))
+
     def per_sample(self, index: int) -> dict[str, list]:
-        keys = ("phi", "grad_norm", "eps", "branch", "backtracks", "failed")
-        return {key: getattr(self, key)[index] for key in keys}
+        return {key: getattr(self, key)[index] for key in KEYS}
 
 
 def squared_distance(u: Blocks, x: Blocks) -> torch.Tensor:
     """||u - x||^2 over all blocks, per sample."""
-    return sum((a - b).abs().square().flatten(1).sum(1) for a, b in zip(u, x))
+    return sum(squared_norms(a - b) for a, b in zip(u, x))
 
 
 def gradient_norm(grads: Blocks) -> torch.Tensor:
     """||grad Phi|| over all blocks, per sample."""
-    return sum(g.abs().square().flatten(1).sum(1) for g in grads).sqrt()
+    return sum(squared_norms(g) for g in grads).sqrt()
 
 
 def _expand(per_sample: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -15,9 +15,19 @@ def _per_sample(eps: torch.Tensor | float, features: torch.Tensor) -> torch.Tens
     return eps.reshape(-1, *([1] * (features.ndim - 1)))
 
 
+def squared_magnitude(x: torch.Tensor) -> torch.Tensor:
+    """|x|^2 elementwise, real; for complex x computed as Re^2 + Im^2 (cheaper than abs().square())."""
+    return torch.view_as_real(x).square().sum(-1) if x.is_complex() else x.square()
+
+
+def squared_norms(x: torch.Tensor) -> torch.Tensor:
+    """||x_b||^2 per sample b (sum over all but the first axis), shape (B,)."""
+    return squared_magnitude(x).flatten(1).sum(1)
+
+
 def group_norms(features: torch.Tensor) -> torch.Tensor:
     """||g_i||_2 over the channel axis, shape (B, 1, *spatial)."""
-    return features.abs().square().sum(dim=1, keepdim=True).sqrt()
+    return squared_magnitude(features).sum(dim=1, keepdim=True).sqrt()
 
 
 def l21_norm(features: torch.Tensor) -> torch.Tensor:

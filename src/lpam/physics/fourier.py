@@ -64,7 +64,7 @@ class MaskedFourier:
     def data_fidelity(self, image: torch.Tensor, kspace: torch.Tensor) -> torch.Tensor:
         """f(x) = 1/2 ||A x - y||^2 per sample (sum over all but the first axis)."""
         residual = self.forward(image) - kspace * self.mask
-        return 0.5 * residual.abs().square().flatten(1).sum(1)
+        return 0.5 * torch.view_as_real(residual).square().flatten(1).sum(1)
 
     def data_gradient(self, image: torch.Tensor, kspace: torch.Tensor) -> torch.Tensor:
         """grad f(x) = A^H (A x - y), the gradient of f as a real function of (Re x, Im x) (SPEC.md 2)."""

@@ -7,7 +7,6 @@ both directions. ``joint``: R = lam sum_i ||(D x_1, ..., D x_N)_i|| (one term ov
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from lpam.algorithm.regularizer import Regularizer, Term
 from lpam.algorithm.smoothing import smoothed_l21, smoothed_l21_grad
@@ -23,18 +22,21 @@ def _parts(image: torch.Tensor) -> torch.Tensor:
 def finite_differences(image: torch.Tensor) -> torch.Tensor:
     """D x for an image (B, H, W) -> real features (B, 2P, H, W): [vertical, horizontal] of each part."""
     parts = _parts(image)
-    vertical = F.pad(parts[..., 1:, :] - parts[..., :-1, :], (0, 0, 0, 1))
-    horizontal = F.pad(parts[..., :, 1:] - parts[..., :, :-1], (0, 1, 0, 0))
-    return torch.cat([vertical, horizontal], dim=1)
+    count = parts.shape[1]
+    features = parts.new_zeros(parts.shape[0], 2 * count, *parts.shape[2:])
+    features[:, :count, :-1, :] = parts[..., 1:, :] - parts[..., :-1, :]
+    features[:, count:, :, :-1] = parts[..., :, 1:] - parts[..., :, :-1]
+    return features
 
 
 def finite_differences_adjoint(features: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """D^T p, the adjoint of :func:`finite_differences`, returned with the dtype and shape of ``like``."""
     vertical, horizontal = features.chunk(2, dim=1)
-    vertical = vertical[..., :-1, :]
-    horizontal = horizontal[..., :, :-1]
-    parts = F.pad(vertical, (0, 0, 1, 0)) - F.pad(vertical, (0, 0, 0, 1))
-    parts = parts + F.pad(horizontal, (1, 0, 0, 0)) - F.pad(horizontal, (0, 1, 0, 0))
+    parts = torch.zeros_like(vertical)
+    parts[..., 1:, :] = vertical[..., :-1, :]
+    parts[..., :-1, :] -= vertical[..., :-1, :]
+    parts[..., :, 1:] += horizontal[..., :, :-1]
+    parts[..., :, :-1] -= horizontal[..., :, :-1]
     if like.is_complex():
         return torch.complex(parts[:, 0], parts[:, 1])
     return parts[:, 0]
