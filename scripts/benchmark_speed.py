@@ -33,7 +33,7 @@ def matmul_rate(repeats: int) -> float:
 
 def one_pair(model):
     from lpam.data.embedded import load_split, simulate_kspace
-    from lpam.workflows import MaskSpec
+    from lpam.physics.masks import MaskSpec
 
     images = load_split("test", slices=[10]).images
     mask = MaskSpec().build(tuple(images.shape[-2:]))

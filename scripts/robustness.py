@@ -18,7 +18,8 @@ from lpam.metrics import evaluate_contrasts
 from lpam.problem import zero_filled
 from lpam.reconstruction import reconstruct_tv
 from lpam.training.augment import gaussian_blur, rotate_and_zoom
-from lpam.workflows import MaskSpec, run_network
+from lpam.physics.masks import MaskSpec
+from lpam.workflows import run_network
 
 
 def variants(images: torch.Tensor) -> dict[str, tuple[torch.Tensor, float]]:

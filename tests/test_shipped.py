@@ -6,7 +6,7 @@ from lpam.data.embedded import load_split, simulate_kspace
 from lpam.metrics import evaluate_contrasts
 from lpam.models.lpam_net import count_parameters
 from lpam.problem import zero_filled
-from lpam.workflows import MaskSpec
+from lpam.physics.masks import MaskSpec
 
 
 def test_shipped_weights_reconstruct_a_test_slice():

@@ -78,9 +78,9 @@ def test_run_directory_and_resume_errors(tmp_path):
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"train": {"learning_rate": 1e-3}}, "unknown key.*train.*learning_rate"),
+        ({"train": {"learning_rate": 1e-3}}, "unknown train section key.*learning_rate"),
         ({"model": {"coupling": "both"}}, "unknown coupling"),
-        ({"extra": 1}, "unknown key.*top level"),
+        ({"extra": 1}, "unknown config top-level key.*extra"),
         ({"train": {"schedule": [{"phases": 1, "epochs": 1}]}}, "last stage"),
         ({"train": {"mode": "fast"}}, "train.mode"),
         ({"data": {"augment": {"flips": True}}}, "unknown augmentation option"),

@@ -6,20 +6,24 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from lpam.algorithm.lpam import Constants
 from lpam.device import resolve_device
 from lpam.io import atomic_path
-from lpam.models.lpam_net import LPAMNet, LPAMNetConfig
+from lpam.models.lpam_net import LPAMNet
+from lpam.models.registry import build_model, model_config_from_dict, model_type_of
 
 FORMAT = "lpam-checkpoint-v1"
 SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "lpam_net_joint_radial20.pt"
 
 
-def save_checkpoint(path: str | Path, model: LPAMNet, extra: dict[str, Any] | None = None) -> None:
-    """torch.save of the model state with its configuration (and ``extra``), atomically."""
-    payload = {"format": FORMAT, "model_config": model.config.to_dict(), "constants": asdict(model.constants),
+def save_checkpoint(path: str | Path, model: nn.Module, extra: dict[str, Any] | None = None) -> None:
+    """torch.save of the model state with its type and configuration (and ``extra``), atomically."""
+    payload = {"format": FORMAT, "model_type": model_type_of(model.config), "model_config": model.config.to_dict(),
                "model": model.state_dict(), **(extra or {})}
+    if isinstance(model, LPAMNet):
+        payload["constants"] = asdict(model.constants)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -38,12 +42,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return payload
 
 
-def load_model(path: str | Path | None = None, map_location: str | torch.device = "cpu") -> LPAMNet:
-    """The LPAM-net stored in ``path`` (default: the shipped weights), in eval mode."""
+def load_model(path: str | Path | None = None, map_location: str | torch.device = "cpu") -> nn.Module:
+    """The model stored in ``path`` (default: the shipped LPAM-net), in eval mode."""
     path = SHIPPED_WEIGHTS if path is None else Path(path)
     map_location = resolve_device(map_location)
     payload = load_checkpoint(path, map_location)
-    model = LPAMNet(LPAMNetConfig.from_dict(payload["model_config"]), Constants(**payload["constants"]))
+    config = model_config_from_dict(payload["model_config"], payload.get("model_type", "lpam-net"))
+    model = build_model(config)
+    if isinstance(model, LPAMNet) and "constants" in payload:
+        model.constants = Constants(**payload["constants"])
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as error:

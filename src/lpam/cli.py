@@ -33,7 +33,7 @@ def add_mask_options(parser: argparse.ArgumentParser, kind: str = "radial") -> N
 
 
 def mask_spec(args: argparse.Namespace):
-    from lpam.workflows import MaskSpec
+    from lpam.physics.masks import MaskSpec
 
     rate = args.rate
     if rate is None and args.acceleration is None and not args.mask_kind.startswith("cartesian"):
@@ -106,6 +106,30 @@ def command_reconstruct(args: argparse.Namespace) -> None:
     print("wrote " + ", ".join(str(p) for p in written))
 
 
+def command_evaluate(args: argparse.Namespace) -> None:
+    from lpam.evaluation import evaluate_checkpoint
+    from lpam.workflows import format_table
+
+    metrics = evaluate_checkpoint(args.checkpoint, args.out, args.data, args.split, parse_slices(args.slices),
+                                  mask_spec(args), args.mode, args.name, args.device, progress=not args.quiet)
+    print(f"{metrics['data']}, {len(metrics['slices'])} slices, mask {metrics['mask']['kind']} "
+          f"(achieved rate {metrics['mask']['achieved_rate']:.3f}), mode {metrics['mode']}")
+    print(format_table(metrics, list(next(iter(metrics["methods"].values())))))
+    print(f"wrote metrics.json and figure.png to {args.out}")
+
+
+def command_benchmark(args: argparse.Namespace) -> None:
+    from lpam.evaluation import retrain, run_benchmark
+
+    checkpoints = None
+    if args.retrain:
+        checkpoints = retrain(args.out, args.masks, args.methods, args.retrain_steps, args.device, not args.quiet)
+    metrics = run_benchmark(args.out, args.masks, args.methods, parse_slices(args.slices), args.subset_every,
+                            args.tv_iterations, checkpoints, args.device, progress=not args.quiet)
+    print((Path(args.out) / "results.md").read_text())
+    print(f"benchmark finished in {metrics['seconds_total']:.0f} s; wrote results.md, metrics.json and figures to {args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from lpam.physics.masks import MASK_KINDS
 
@@ -157,6 +181,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu or cuda (LPAM-net)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=command_demo)
+
+    p = commands.add_parser("evaluate", help="evaluate one checkpoint (and zero-filled) on a split or your images")
+    p.add_argument("--checkpoint", default=None, help="default: the shipped LPAM-net")
+    p.add_argument("--data", default="embedded", help="'embedded' or a .npy/.npz of images (S, C, H, W) in [0, 1]")
+    p.add_argument("--split", default="test", help="split of the embedded data: train, val, test")
+    p.add_argument("--slices", default=None, help="'start:stop' or comma-separated positions (default: all)")
+    add_mask_options(p)
+    p.add_argument("--mode", choices=["plain", "convergent"], default="plain")
+    p.add_argument("--name", default=None, help="method name in metrics.json (default: the checkpoint's stem)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--out", required=True)
+    p.set_defaults(handler=command_evaluate)
+
+    from lpam.evaluation import BENCHMARK_MASKS, METHODS
+
+    p = commands.add_parser("benchmark", help="every method and mask on the embedded test slab: tables and figures")
+    p.add_argument("--out", required=True)
+    p.add_argument("--masks", nargs="+", default=list(BENCHMARK_MASKS), choices=list(BENCHMARK_MASKS))
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    p.add_argument("--slices", default=None, help="positions in the test slab (default: all 20)")
+    p.add_argument("--subset-every", type=int, default=5,
+                   help="masks other than radial-0.20, and the convergent net, run on every N-th slice")
+    p.add_argument("--tv-iterations", type=int, default=300)
+    p.add_argument("--retrain", action="store_true",
+                   help="train each learned model for each mask (runs in OUT/runs, resumable) instead of the shipped weights")
+    p.add_argument("--retrain-steps", type=int, default=None, help="cap the steps per epoch when retraining")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(handler=command_benchmark)
 
     p = commands.add_parser("reconstruct", help="reconstruct your own data with LPAM-net")
     p.add_argument("inputs", nargs="+", help="one file per contrast (.npy .npz .mat .nii .nii.gz)")

@@ -72,3 +72,32 @@ def convergence_plot(history: Mapping[str, Sequence], path: str | Path, title: s
     if title:
         figure.suptitle(title, fontsize=10)
     save_figure(figure, path)
+
+
+def psnr_curves(methods: Mapping[str, Mapping[str, Mapping]], masks: Mapping[str, Mapping], contrasts: Sequence[str],
+                path: str | Path, title: str = "") -> None:
+    """PSNR (mean +- std) against the achieved sampling rate, one panel per contrast, one line per method
+    and mask kind (``methods``: name -> mask label -> contrast -> metric; ``masks``: label -> description)."""
+    figure, axes = plt.subplots(1, len(contrasts), figsize=(6 * len(contrasts), 4.2), squeeze=False)
+    kinds = sorted({masks[label]["kind"] for label in masks})
+    styles = {kind: ("-", "o") if i == 0 else ("--", "s") for i, kind in enumerate(kinds)}
+    for axis, contrast in zip(axes[0], contrasts):
+        for index, (name, per_mask) in enumerate(methods.items()):
+            color = f"C{index}"
+            for kind in kinds:
+                labels = sorted((l for l in per_mask if masks[l]["kind"] == kind), key=lambda l: masks[l]["achieved_rate"])
+                if not labels:
+                    continue
+                rates = [masks[l]["achieved_rate"] for l in labels]
+                means = [per_mask[l][contrast]["psnr"]["mean"] for l in labels]
+                stds = [per_mask[l][contrast]["psnr"]["std"] for l in labels]
+                line, marker = styles[kind]
+                axis.errorbar(rates, means, yerr=stds, fmt=marker, linestyle=line, color=color, ms=4, capsize=2,
+                              label=name if kind == kinds[0] else None)
+        axis.set_xlabel("sampling rate (" + ", ".join(f"{k}: {styles[k][0]}" for k in kinds) + ")")
+        axis.set_ylabel(f"{contrast} PSNR (dB)")
+        axis.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    save_figure(figure, path)

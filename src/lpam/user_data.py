@@ -23,7 +23,8 @@ from lpam.metrics import evaluate_contrasts
 from lpam.physics.masks import load_mask
 from lpam.plotting import reconstruction_grid
 from lpam.problem import zero_filled
-from lpam.workflows import MaskSpec, run_network
+from lpam.physics.masks import MaskSpec
+from lpam.workflows import run_network
 
 
 def _is_nifti(path: Path) -> bool:

@@ -17,35 +17,12 @@ from lpam.data.embedded import load_split, simulate_kspace
 from lpam.io import save_json, save_npy
 from lpam.metrics import evaluate_contrasts
 from lpam.models.lpam_net import LPAMNet, count_parameters
-from lpam.physics.masks import make_mask
+from lpam.physics.masks import MaskSpec
 from lpam.plotting import convergence_plot, reconstruction_grid
 from lpam.problem import zero_filled
 from lpam.reconstruction import TVSettings, reconstruct_tv
 
 REGULARIZERS = {"joint-tv": "joint", "separate-tv": "separate"}
-
-
-@dataclass
-class MaskSpec:
-    """A mask request as the CLI takes it (SPEC.md section 5)."""
-
-    kind: str = "radial"
-    rate: float | None = 0.2
-    acceleration: float | None = None
-    center_fraction: float | None = None
-    seed: int = 0
-
-    def build(self, shape: tuple[int, int]) -> torch.Tensor:
-        mask = make_mask(self.kind, shape, rate=self.rate, acceleration=self.acceleration,
-                         center_fraction=self.center_fraction, seed=self.seed)
-        return torch.from_numpy(np.ascontiguousarray(mask))
-
-    def describe(self) -> dict:
-        described = {"kind": self.kind, "seed": self.seed}
-        for key in ("rate", "acceleration", "center_fraction"):
-            if getattr(self, key) is not None:
-                described[key] = getattr(self, key)
-        return described
 
 
 def history_json(history: History, axial_indices: Sequence[int]) -> dict:

@@ -6,7 +6,7 @@ shared by all phases. ``plain`` mode always takes the residual candidate (the au
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
@@ -14,6 +14,7 @@ from torch import nn
 from lpam.algorithm.lpam import Constants, History, StepSizes, initial_state, lpam_iteration
 from lpam.algorithm.regularizer import Regularizer, Term
 from lpam.models.cnn import G_INITS, ComplexCNN, channels_to_complex
+from lpam.options import checked_options
 from lpam.physics.fourier import ifft2c
 from lpam.problem import check_kspace, mri_objective, zero_filled
 
@@ -51,11 +52,7 @@ class LPAMNetConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "LPAMNetConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown model option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
-        return cls(**values)
+        return cls(**checked_options(cls, values, "model option"))
 
     def to_dict(self) -> dict:
         return asdict(self)

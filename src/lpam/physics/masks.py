@@ -10,9 +10,11 @@ import math
 import numbers
 import operator
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
+import torch
 
 from lpam.io import atomic_path, save_npy
 
@@ -328,3 +330,32 @@ def load_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndar
     if not mask.any():
         raise ValueError(f"{path}: the mask samples no k-space point (all zeros)")
     return mask
+
+
+@dataclass
+class MaskSpec:
+    """A mask request (kind, rate or acceleration, centre, seed), as the CLI and configs take it."""
+
+    kind: str = "radial"
+    rate: float | None = 0.2
+    acceleration: float | None = None
+    center_fraction: float | None = None
+    seed: int = 0
+
+    def build(self, shape: tuple[int, int]) -> torch.Tensor:
+        mask = make_mask(self.kind, shape, rate=self.rate, acceleration=self.acceleration,
+                         center_fraction=self.center_fraction, seed=self.seed)
+        return torch.from_numpy(np.ascontiguousarray(mask))
+
+    def describe(self) -> dict:
+        described = {"kind": self.kind, "seed": self.seed}
+        for key in ("rate", "acceleration", "center_fraction"):
+            if getattr(self, key) is not None:
+                described[key] = getattr(self, key)
+        return described
+
+    def label(self) -> str:
+        """Short name of the setting, e.g. ``radial-0.20`` or ``cartesian-random-4x`` (benchmark keys)."""
+        if self.acceleration is not None:
+            return f"{self.kind}-{self.acceleration:g}x"
+        return f"{self.kind}-{self.rate:.2f}"

@@ -4,11 +4,13 @@ resumed or distributed run sees exactly the same samples."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from lpam.options import checked_options
 
 
 @dataclass
@@ -29,10 +31,7 @@ class AugmentConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "AugmentConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown augmentation option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+        checked_options(cls, values, "augmentation option")
         converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
         return cls(**converted)
 

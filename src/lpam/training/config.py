@@ -2,32 +2,25 @@
 errors (a typo must not silently train something else)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from lpam.models.lpam_net import MODES, LPAMNetConfig
+from lpam.models.registry import ModelConfig, model_config_from_dict, model_type_of
+from lpam.models.unet import UNetConfig
+from lpam.options import checked_options
+from lpam.physics.masks import MaskSpec
 from lpam.training.augment import AugmentConfig
 
 
-def _strict(cls: type, values: dict, section: str) -> dict:
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown key(s) in section '{section}': {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
-    return values
-
-
 @dataclass
-class MaskConfig:
-    """Sampling mask of the training data; training draws one of ``pool`` seeded masks per sample."""
+class MaskConfig(MaskSpec):
+    """Sampling mask of the training data: each sample draws one of ``pool`` masks (seeds ``seed`` ..
+    ``seed + pool - 1``); validation uses the mask of seed ``seed``."""
 
-    kind: str = "radial"
-    rate: float | None = 0.2
-    acceleration: float | None = None
-    center_fraction: float | None = None
     pool: int = 64
 
 
@@ -66,7 +59,7 @@ class TrainSettings:
 
 @dataclass
 class TrainConfig:
-    model: LPAMNetConfig = field(default_factory=LPAMNetConfig)
+    model: ModelConfig = field(default_factory=LPAMNetConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainSettings = field(default_factory=TrainSettings)
 
@@ -74,16 +67,17 @@ class TrainConfig:
     def from_dict(cls, raw: dict[str, Any]) -> "TrainConfig":
         if not isinstance(raw, dict):
             raise ValueError("a training config must be a mapping with sections model, data, train")
-        _strict(cls, raw, "top level")
-        data_raw = dict(_strict(DataConfig, dict(raw.get("data") or {}), "data"))
+        checked_options(cls, raw, "config top-level")
+        data_raw = dict(checked_options(DataConfig, dict(raw.get("data") or {}), "data section"))
         if "mask" in data_raw:
-            data_raw["mask"] = MaskConfig(**_strict(MaskConfig, dict(data_raw["mask"]), "data.mask"))
+            data_raw["mask"] = MaskConfig(**checked_options(MaskConfig, dict(data_raw["mask"]), "data.mask section"))
         if "augment" in data_raw:
             data_raw["augment"] = AugmentConfig.from_dict(dict(data_raw["augment"]))
-        train_raw = dict(_strict(TrainSettings, dict(raw.get("train") or {}), "train"))
+        train_raw = dict(checked_options(TrainSettings, dict(raw.get("train") or {}), "train section"))
         if "schedule" in train_raw:
-            train_raw["schedule"] = [Stage(**_strict(Stage, dict(s), "train.schedule")) for s in train_raw["schedule"]]
-        config = cls(LPAMNetConfig.from_dict(dict(raw.get("model") or {})), DataConfig(**data_raw), TrainSettings(**train_raw))
+            train_raw["schedule"] = [Stage(**checked_options(Stage, dict(s), "train.schedule section")) for s in train_raw["schedule"]]
+        model = model_config_from_dict(dict(raw.get("model") or {}))
+        config = cls(model, DataConfig(**data_raw), TrainSettings(**train_raw))
         config.validate()
         return config
 
@@ -113,6 +107,8 @@ class TrainConfig:
         if schedule[-1].phases != self.model.phases:
             raise ValueError(f"the last stage of train.schedule must train model.phases={self.model.phases} phases, "
                              f"it trains {schedule[-1].phases}")
+        if isinstance(self.model, UNetConfig) and self.train.mode != "plain":
+            raise ValueError("train.mode must be plain for the U-Net (it has no convergent mode)")
         if self.train.mode not in MODES:
             raise ValueError(f"unknown train.mode {self.train.mode!r}; choose one of {', '.join(MODES)}")
         if len(self.data.contrasts) != self.model.contrasts:
@@ -124,4 +120,6 @@ class TrainConfig:
             raise ValueError("train.batch_size, train.checkpoint_every and data.mask.pool must be >= 1")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        values = asdict(self)
+        values["model"] = {"type": model_type_of(self.model), **values["model"]}
+        return values

@@ -1,4 +1,4 @@
-"""`lpam train`: progressive-phase training of LPAM-net with validation, logs, atomic checkpoints and
+"""`lpam train`: progressive-phase training of LPAM-net (or the U-Net baseline) with validation, logs, atomic checkpoints and
 exact resume (SPEC.md section 4).
 
 Loss per contrast: MSE(|x_hat|, x) + ssim_weight * (1 - SSIM(|x_hat|, x)); the training SSIM is
@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from torch import nn
 from torchmetrics.functional.image import structural_similarity_index_measure
 from tqdm import tqdm
 
@@ -30,6 +31,7 @@ from lpam.device import resolve_device
 from lpam.io import atomic_path
 from lpam.metrics import evaluate_contrasts
 from lpam.models.lpam_net import LPAMNet
+from lpam.models.registry import build_model
 from lpam.physics.masks import make_mask
 from lpam.training.augment import augment_images, noise_level, random_phase
 from lpam.training.config import MaskConfig, TrainConfig
@@ -42,9 +44,10 @@ def _cached_mask(kind: str, shape: tuple[int, int], rate: float | None, accelera
     return torch.from_numpy(np.ascontiguousarray(mask))
 
 
-def mask_for(config: MaskConfig, shape: tuple[int, int], seed: int) -> torch.Tensor:
-    """The seeded mask of the configured kind (cached: masks are reused across epochs)."""
-    return _cached_mask(config.kind, tuple(shape), config.rate, config.acceleration, config.center_fraction, seed)
+def mask_for(config: MaskConfig, shape: tuple[int, int], index: int) -> torch.Tensor:
+    """Mask number ``index`` of the pool: seed ``config.seed + index`` (cached: masks are reused)."""
+    return _cached_mask(config.kind, tuple(shape), config.rate, config.acceleration, config.center_fraction,
+                        config.seed + index)
 
 
 def training_loss(recon: torch.Tensor, target: torch.Tensor, ssim_weight: float) -> torch.Tensor:
@@ -84,7 +87,7 @@ def validation_data(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor, to
 
 
 @torch.no_grad()
-def validate(model: LPAMNet, data: tuple[torch.Tensor, torch.Tensor, torch.Tensor], phases: int, mode: str,
+def validate(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor, torch.Tensor], phases: int, mode: str,
              contrasts: list[str], device: torch.device) -> dict[str, dict]:
     """scikit-image metrics per contrast on the validation slab, one slice at a time."""
     kspace, mask, images = data
@@ -106,12 +109,14 @@ class Position:
     global_epoch: int = 0
 
 
-def build_optimizer(model: LPAMNet, config: TrainConfig) -> torch.optim.Adam:
-    step_ids = {id(p) for p in model.step_size_parameters()}
-    network = [p for p in model.parameters() if id(p) not in step_ids]
-    return torch.optim.Adam(
-        [{"params": network, "lr": config.train.lr}, {"params": model.step_size_parameters(), "lr": config.train.lr_steps}]
-    )
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Adam:
+    """Adam: ``lr`` for the networks, ``lr_steps`` for LPAM-net's step sizes and eps0 (if the model has any)."""
+    steps = model.step_size_parameters() if isinstance(model, LPAMNet) else []
+    step_ids = {id(p) for p in steps}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in step_ids], "lr": config.train.lr}]
+    if steps:
+        groups.append({"params": steps, "lr": config.train.lr_steps})
+    return torch.optim.Adam(groups)
 
 
 def _append_csv(path: Path, row: dict[str, Any]) -> None:
@@ -154,7 +159,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, quiet:
     run_dir = Path(run_dir)
     device = resolve_device(config.train.device)
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
-    model = LPAMNet(config.model).to(device)
+    model = build_model(config.model).to(device)
     optimizer = build_optimizer(model, config)
     position, best_score = Position(), -math.inf
     if resume:

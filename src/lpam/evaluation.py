@@ -1,0 +1,349 @@
+"""`lpam evaluate` and `lpam benchmark`: every method on identical data, masks and metric code.
+
+Methods (SPEC.md sections 3, 4, 7): zero-filled; joint / separate TV (classical LPAM, weight tuned on
+the validation slab); the learned models from their shipped checkpoints: lpam-net (joint, plain),
+lpam-net-convergent (the same weights in convergent mode), lpam-net-separate (one CNN per contrast) and
+unet-joint (residual U-Net with data consistency). metrics.json: methods -> name -> mask label ->
+contrast -> metric {mean, std}, plus params and seconds_per_pair per method.
+"""
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from lpam.algorithm.lpam import History
+from lpam.checkpoint import load_checkpoint, load_model
+from lpam.data.embedded import load_split, simulate_kspace
+from lpam.io import atomic_path, save_json
+from lpam.metrics import slice_metrics, summarize
+from lpam.models.lpam_net import LPAMNet, count_parameters
+from lpam.physics.masks import MaskSpec
+from lpam.plotting import convergence_plot, psnr_curves, reconstruction_grid
+from lpam.problem import zero_filled
+from lpam.reconstruction import TVSettings, reconstruct_tv
+from lpam.workflows import branch_counts, history_json, run_network
+
+WEIGHTS = Path(__file__).parent / "weights"
+BENCHMARK_MASKS: dict[str, MaskSpec] = {
+    spec.label(): spec
+    for spec in [MaskSpec("radial", rate) for rate in (0.1, 0.2, 0.3, 0.4)]
+    + [MaskSpec("cartesian-random", None, 4.0, 0.08), MaskSpec("cartesian-random", None, 8.0, 0.04)]
+}
+PRIMARY_MASK = "radial-0.20"
+
+
+@dataclass
+class LearnedMethod:
+    """A learned method: shipped weights and the inference mode."""
+
+    weights: str
+    mode: str = "plain"
+
+
+LEARNED: dict[str, LearnedMethod] = {
+    "lpam-net": LearnedMethod("lpam_net_joint_radial20.pt"),
+    "lpam-net-convergent": LearnedMethod("lpam_net_joint_radial20.pt", "convergent"),
+    "lpam-net-separate": LearnedMethod("lpam_net_separate_radial20.pt"),
+    "unet-joint": LearnedMethod("unet_joint_radial20.pt"),
+}
+CLASSICAL = ("zero-filled", "joint-tv", "separate-tv")
+METHODS = CLASSICAL + tuple(LEARNED)
+
+
+@dataclass
+class EvaluationData:
+    """Ground-truth magnitudes (S, C, H, W) in [0, 1], slice identifiers and contrast names."""
+
+    images: torch.Tensor
+    slice_ids: list[int]
+    contrasts: list[str]
+    source: str
+
+
+def load_evaluation_data(data: str = "embedded", split: str = "test", slices: slice | Sequence[int] | None = None,
+                         contrasts: Sequence[str] = ("T1", "T2")) -> EvaluationData:
+    """``data`` = "embedded" (the bundled ICBM slabs, ``split`` chosen) or a .npy / .npz file holding
+    magnitude images (S, C, H, W) scaled to [0, 1] (``split`` is then ignored)."""
+    if data == "embedded":
+        split_data = load_split(split, tuple(contrasts), slices)
+        return EvaluationData(split_data.images, list(split_data.axial_indices), list(contrasts), f"embedded:{split}")
+    from lpam.data.files import read_array
+
+    array = np.asarray(read_array(data, preferred=("images",)))
+    if array.ndim != 4 or array.shape[1] != len(contrasts):
+        raise ValueError(f"{data}: expected images (slices, {len(contrasts)} contrasts, H, W), got shape {array.shape}")
+    if np.iscomplexobj(array) or not np.isfinite(array).all():
+        raise ValueError(f"{data}: images must be real, finite magnitudes")
+    positions = list(range(array.shape[0]))
+    positions = positions[slices] if isinstance(slices, slice) else positions if slices is None else list(slices)
+    if not positions or any(not 0 <= p < array.shape[0] for p in positions):
+        raise ValueError(f"{data}: slice selection {slices!r} is empty or outside 0..{array.shape[0] - 1}")
+    return EvaluationData(torch.from_numpy(array[positions].astype(np.float32)), positions, list(contrasts), str(data))
+
+
+Reconstructor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class MethodResult:
+    """Per-slice metrics {position: {contrast: metrics}}, seconds, and what is kept for figures."""
+
+    per_slice: dict[int, dict[str, dict[str, float]]] = field(default_factory=dict)
+    seconds: float = 0.0
+    history: History | None = None
+    shown: np.ndarray | None = None
+
+
+def evaluate_method(reconstruct: Reconstructor, data: EvaluationData, mask: torch.Tensor,
+                    positions: Sequence[int], show: int | None = None) -> MethodResult:
+    """Reconstruct the slices at ``positions`` from simulated k-space and score every slice."""
+    images = data.images[list(positions)]
+    kspace = simulate_kspace(images, mask)
+    started = time.perf_counter()
+    recon = reconstruct(kspace, mask)
+    result = MethodResult(seconds=time.perf_counter() - started)
+    magnitudes, truth = recon.abs().numpy(), images.numpy()
+    for row, position in enumerate(positions):
+        result.per_slice[position] = {c: slice_metrics(magnitudes[row, j], truth[row, j])
+                                      for j, c in enumerate(data.contrasts)}
+        if position == show:
+            result.shown = recon[row].numpy()
+    return result
+
+
+def summary(result: MethodResult, contrasts: Sequence[str], positions: Sequence[int] | None = None) -> dict:
+    """{contrast: {metric: {mean, std}}} over ``positions`` (default: all evaluated slices)."""
+    chosen = list(result.per_slice) if positions is None else [p for p in positions if p in result.per_slice]
+    return {c: summarize([result.per_slice[p][c] for p in chosen]) for c in contrasts}
+
+
+def network_reconstructor(model: torch.nn.Module, mode: str, history: History | None = None,
+                          progress: bool = False) -> Reconstructor:
+    return lambda kspace, mask: run_network(model, kspace, mask, mode, history, progress)
+
+
+def tv_reconstructor(coupling: str, iterations: int, progress: bool = False) -> Reconstructor:
+    return lambda kspace, mask: reconstruct_tv(kspace, mask, TVSettings(coupling=coupling, iterations=iterations),
+                                               progress)[0]
+
+
+def _model_mask(checkpoint: dict) -> str | None:
+    """The mask label a checkpoint was trained with (None if it does not say)."""
+    mask = (checkpoint.get("train_config") or {}).get("data", {}).get("mask")
+    if not mask:
+        return None
+    return MaskSpec(mask["kind"], mask.get("rate"), mask.get("acceleration"), mask.get("center_fraction")).label()
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path | None,
+    out_dir: str | Path,
+    data: str = "embedded",
+    split: str = "test",
+    slices: slice | Sequence[int] | None = None,
+    mask: MaskSpec | None = None,
+    mode: str = "plain",
+    name: str | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> dict:
+    """`lpam evaluate`: one model (default: the shipped LPAM-net) and zero-filled on any data; writes
+    metrics.json (the schema of `lpam solve` / `lpam demo`) and figure.png into ``out_dir``."""
+    mask = mask or MaskSpec()
+    dataset = load_evaluation_data(data, split, slices)
+    model = load_model(checkpoint, map_location=device)
+    name = name or (Path(checkpoint).stem if checkpoint is not None else "lpam-net")
+    sampling = mask.build(tuple(dataset.images.shape[-2:]))
+    positions = list(range(dataset.images.shape[0]))
+    show = positions[len(positions) // 2]
+    results = {
+        "zero-filled": evaluate_method(zero_filled, dataset, sampling, positions, show),
+        name: evaluate_method(network_reconstructor(model, mode, progress=progress), dataset, sampling, positions, show),
+    }
+    metrics = {
+        "methods": {method: summary(result, dataset.contrasts) for method, result in results.items()},
+        "mask": {**mask.describe(), "achieved_rate": float(sampling.float().mean())},
+        "slices": dataset.slice_ids,
+        "data": dataset.source,
+        "mode": mode,
+        "checkpoint": str(checkpoint) if checkpoint is not None else "shipped",
+        "params": {name: count_parameters(model)},
+        "seconds_per_pair": {method: r.seconds / len(positions) for method, r in results.items()},
+    }
+    out = Path(out_dir)
+    save_json(metrics, out / "metrics.json")
+    reconstruction_grid(dataset.images[show].numpy(), {m: r.shown for m, r in results.items()}, dataset.contrasts,
+                        out / "figure.png", title=f"{dataset.source}, slice {dataset.slice_ids[show]}, {mask.label()}")
+    return metrics
+
+
+def _machine() -> str:
+    cores = len(__import__("os").sched_getaffinity(0))
+    return f"{platform.machine()} {platform.processor() or platform.platform()}, {cores} cores, torch {torch.__version__}"
+
+
+def _bold_best(rows: dict[str, list[float]], column: int) -> float:
+    return max(values[column] for values in rows.values())
+
+
+def results_markdown(metrics: dict, contrasts: Sequence[str], notes: Sequence[str]) -> str:
+    """results.md: one table per mask, best value per metric column in bold, notes below."""
+    lines = ["# lpam benchmark", ""]
+    lines += [f"- {note}" for note in notes]
+    for mask in metrics["masks"]:
+        lines += ["", f"## {mask} (achieved rate {metrics['masks'][mask]['achieved_rate']:.3f})", ""]
+        header = "| method | params | " + " | ".join(f"{c} PSNR | {c} SSIM" for c in contrasts) + " | s / pair |"
+        lines += [header, "|" + "---|" * (3 + 2 * len(contrasts))]
+        rows = {}
+        for method, per_mask in metrics["methods"].items():
+            if mask in per_mask:
+                rows[method] = [per_mask[mask][c][k]["mean"] for c in contrasts for k in ("psnr", "ssim")]
+        for method, values in rows.items():
+            cells = []
+            for column, value in enumerate(values):
+                std = metrics["methods"][method][mask][contrasts[column // 2]]["psnr" if column % 2 == 0 else "ssim"]["std"]
+                text = f"{value:.2f} ± {std:.2f}" if column % 2 == 0 else f"{value:.4f} ± {std:.3f}"
+                cells.append(f"**{text}**" if value == _bold_best(rows, column) else text)
+            marker = " †" if mask in metrics["off_mask"].get(method, []) else ""
+            subset = " ‡" if metrics["evaluated_on"][method][mask] == "subset" else ""
+            seconds = metrics["seconds_per_pair"][method][mask]
+            lines.append(f"| {method}{marker}{subset} | {metrics['params'][method]:,} | " + " | ".join(cells)
+                         + f" | {seconds:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_benchmark(
+    out_dir: str | Path,
+    masks: Sequence[str] = tuple(BENCHMARK_MASKS),
+    methods: Sequence[str] = METHODS,
+    slices: slice | Sequence[int] | None = None,
+    subset_every: int = 5,
+    tv_iterations: int = 300,
+    checkpoints: dict[tuple[str, str], str | Path] | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> dict:
+    """`lpam benchmark`: every method on the embedded test slab for each mask. The primary mask
+    (radial 20%) runs on all selected slices; the other masks and the (10x slower) convergent net run on
+    every ``subset_every``-th of them (SPEC.md section 7). ``checkpoints`` maps (method, mask label) to a
+    checkpoint that replaces the shipped weights (see :func:`retrain`)."""
+    unknown = [m for m in masks if m not in BENCHMARK_MASKS] + [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown mask(s) or method(s) {unknown}; masks: {', '.join(BENCHMARK_MASKS)}; "
+                         f"methods: {', '.join(METHODS)}")
+    if subset_every < 1:
+        raise ValueError(f"subset_every must be >= 1, got {subset_every}")
+    started_all = time.perf_counter()
+    data = load_evaluation_data("embedded", "test", slices)
+    full = list(range(data.images.shape[0]))
+    subset = full[::subset_every]
+    show = subset[len(subset) // 2]
+    params, trained_on, loaded = {m: 0 for m in CLASSICAL}, {}, {}
+
+    def model_for(method: str, mask_label: str) -> torch.nn.Module:
+        path = Path((checkpoints or {}).get((method, mask_label)) or WEIGHTS / LEARNED[method].weights)
+        if path not in loaded:
+            loaded[path] = load_model(path, map_location=device)
+        params[method] = count_parameters(loaded[path])
+        trained_on.setdefault(method, {})[mask_label] = _model_mask(load_checkpoint(path))
+        return loaded[path]
+
+    results: dict[str, dict[str, MethodResult]] = {m: {} for m in methods}
+    achieved = {}
+    jobs = [(mask, method) for mask in masks for method in methods]
+    bar = tqdm(jobs, desc="benchmark", disable=not progress, dynamic_ncols=True)
+    for mask_label, method in bar:
+        bar.set_postfix(mask=mask_label, method=method)
+        sampling = BENCHMARK_MASKS[mask_label].build(tuple(data.images.shape[-2:]))
+        achieved[mask_label] = float(sampling.float().mean())
+        positions = full if mask_label == PRIMARY_MASK and method != "lpam-net-convergent" else subset
+        if method == "zero-filled":
+            reconstruct = zero_filled
+        elif method in ("joint-tv", "separate-tv"):
+            reconstruct = tv_reconstructor(method.split("-")[0], tv_iterations)
+        else:
+            history = History() if LEARNED[method].mode == "convergent" else None
+            reconstruct = network_reconstructor(model_for(method, mask_label), LEARNED[method].mode, history)
+        results[method][mask_label] = evaluate_method(reconstruct, data, sampling, positions, show)
+        if method in LEARNED and LEARNED[method].mode == "convergent":
+            results[method][mask_label].history = history
+    bar.close()
+    metrics = {
+        "methods": {m: {k: summary(r, data.contrasts) for k, r in per.items()} for m, per in results.items()},
+        "subset_methods": {m: {k: summary(r, data.contrasts, subset) for k, r in per.items()} for m, per in results.items()},
+        "params": params,
+        "seconds_per_pair": {m: {k: r.seconds / len(r.per_slice) for k, r in per.items()} for m, per in results.items()},
+        "masks": {k: {**BENCHMARK_MASKS[k].describe(), "achieved_rate": achieved[k]} for k in masks},
+        "slices": {"all": [data.slice_ids[p] for p in full], "subset": [data.slice_ids[p] for p in subset]},
+        "evaluated_on": {m: {k: "all" if len(r.per_slice) == len(full) else "subset" for k, r in per.items()}
+                         for m, per in results.items()},
+        "trained_on": trained_on,
+        "off_mask": {m: [k for k, t in per.items() if t != k] for m, per in trained_on.items()},
+        "convergent_branches": {k: branch_counts(r.history) for k, r in results.get("lpam-net-convergent", {}).items()},
+        "machine": _machine(),
+    }
+    metrics["seconds_total"] = round(time.perf_counter() - started_all, 1)
+    out = Path(out_dir)
+    notes = [
+        f"Embedded ICBM test slab; {PRIMARY_MASK} on all {len(full)} slices (axial {data.slice_ids[0]}-"
+        f"{data.slice_ids[-1]}); the other masks and lpam-net-convergent (‡) on the fixed subset of every "
+        f"{subset_every}th slice (axial {', '.join(str(data.slice_ids[p]) for p in subset)}) to stay within time.",
+        "† a learned model applied to a mask it was not trained on (the shipped models are trained on radial 20%; "
+        "`lpam benchmark --retrain` trains one per mask).",
+        f"TV: {tv_iterations} LPAM iterations, lam {TVSettings.lam} chosen on the validation slab at radial 20%.",
+        "PSNR (data range 1) and SSIM (scikit-image, 7x7 uniform window) on magnitudes, mean ± std over slices.",
+        f"Machine: {metrics['machine']}; whole run {metrics['seconds_total']:.0f} s.",
+    ]
+    with atomic_path(out / "results.md") as tmp:
+        tmp.write_text(results_markdown(metrics, data.contrasts, notes))
+    save_json(metrics, out / "metrics.json")
+    for mask_label in masks:
+        shown = {m: results[m][mask_label].shown for m in methods if m != "lpam-net-convergent"}
+        reconstruction_grid(data.images[show].numpy(), shown, data.contrasts, out / f"grid_{mask_label}.png",
+                            title=f"test slice {data.slice_ids[show]}, {mask_label}")
+    psnr_curves(metrics["subset_methods"], metrics["masks"], data.contrasts, out / "psnr_vs_rate.png",
+                title=f"PSNR vs sampling rate (test subset, {len(subset)} slices)")
+    for mask_label, result in results.get("lpam-net-convergent", {}).items():
+        if mask_label == PRIMARY_MASK or PRIMARY_MASK not in masks:
+            convergence_plot(result.history.per_sample(0), out / "convergent_phases.png", xlabel="phase",
+                             title=f"lpam-net convergent mode, {mask_label}, slice {data.slice_ids[subset[0]]}")
+            save_json(history_json(result.history, [data.slice_ids[p] for p in subset]), out / "history_convergent.json")
+            break
+    return metrics
+
+
+def retrain(out_dir: str | Path, masks: Sequence[str], methods: Sequence[str], steps_per_epoch: int | None = None,
+            device: str = "cpu", progress: bool = True) -> dict[tuple[str, str], Path]:
+    """Train every learned method per mask with the config stored in its shipped checkpoint (the committed
+    configs/*.yaml), the mask replaced; runs go to ``out_dir/runs/<method>-<mask>`` and resume if present.
+    lpam-net-convergent uses lpam-net's weights. Returns (method, mask) -> best checkpoint."""
+    from lpam.training.config import MaskConfig, TrainConfig
+    from lpam.training.trainer import train
+
+    trained: dict[tuple[str, str], Path] = {}
+    runs: dict[tuple[str, str], Path] = {}
+    for method in methods:
+        if method not in LEARNED:
+            continue
+        weights = LEARNED[method].weights
+        for mask_label in masks:
+            run_dir = Path(out_dir) / "runs" / f"{Path(weights).stem}-{mask_label}"
+            if (weights, mask_label) not in runs:
+                config = TrainConfig.from_dict(load_checkpoint(WEIGHTS / weights)["train_config"])
+                spec = BENCHMARK_MASKS[mask_label]
+                config.data.mask = MaskConfig(spec.kind, spec.rate, spec.acceleration, spec.center_fraction,
+                                              pool=config.data.mask.pool)
+                config.train.device = device
+                if steps_per_epoch is not None:
+                    config.train.steps_per_epoch = steps_per_epoch
+                resume = (run_dir / "last.pt").is_file()
+                runs[(weights, mask_label)] = train(config, run_dir, resume=resume, quiet=not progress)
+            trained[(method, mask_label)] = runs[(weights, mask_label)]
+    return trained

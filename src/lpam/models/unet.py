@@ -1,0 +1,107 @@
+"""`unet-joint`, the learned joint baseline of `lpam benchmark`: a residual U-Net on the zero-filled images
+of all contrasts at once, followed by data consistency (X-Net-like).
+
+    x_hat = DC(x0 + U([Re x0; Im x0])),  x0 = F^H P y,
+    DC(x) = F^H ((1 - P) F x + P y)   (hard data consistency, exact for noise-free k-space).
+
+U: `pools` 2x2 max-pool levels, two 3x3 convolutions with instance norm and leaky ReLU per level
+(fastMRI's block), transposed-convolution upsampling, skip connections, a 1x1 output convolution. The
+image is zero-padded to a multiple of 2**pools and cropped back.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lpam.options import checked_options
+from lpam.physics.fourier import fft2c, ifft2c
+from lpam.problem import check_kspace, zero_filled
+
+
+@dataclass
+class UNetConfig:
+    """Architecture of the joint residual U-Net; stored in every checkpoint."""
+
+    contrasts: int = 2
+    channels: int = 32
+    pools: int = 3
+    data_consistency: bool = True
+
+    def __post_init__(self) -> None:
+        if self.contrasts < 1 or self.channels < 1 or self.pools < 0:
+            raise ValueError(f"U-Net needs contrasts >= 1, channels >= 1 and pools >= 0, got {self}")
+
+    @property
+    def phases(self) -> int:
+        """A U-Net has no phases; training schedules use phases: 1."""
+        return 1
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "UNetConfig":
+        return cls(**checked_options(cls, values, "unet model option"))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _block(inputs: int, outputs: int) -> nn.Sequential:
+    layers = []
+    for channels_in in (inputs, outputs):
+        layers += [nn.Conv2d(channels_in, outputs, 3, padding=1, bias=False), nn.InstanceNorm2d(outputs),
+                   nn.LeakyReLU(0.2, inplace=True)]
+    return nn.Sequential(*layers)
+
+
+class ResidualUNet(nn.Module):
+    """x_hat = unet-joint(y, P): complex images (B, C, H, W) from k-space (B, C, H, W) and mask."""
+
+    def __init__(self, config: UNetConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or UNetConfig()
+        width, real_channels = self.config.channels, 2 * self.config.contrasts
+        widths = [width * 2**level for level in range(self.config.pools + 1)]
+        self.down = nn.ModuleList([_block(real_channels, widths[0])])
+        self.down.extend(_block(widths[i], widths[i + 1]) for i in range(self.config.pools))
+        self.upsample = nn.ModuleList(
+            nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2, bias=False) for i in reversed(range(self.config.pools))
+        )
+        self.up = nn.ModuleList(_block(2 * widths[i], widths[i]) for i in reversed(range(self.config.pools)))
+        self.output = nn.Conv2d(widths[0], real_channels, 1)
+        nn.init.zeros_(self.output.weight)  # start as the identity: x_hat = DC(x0)
+        nn.init.zeros_(self.output.bias)
+
+    def residual(self, channels: torch.Tensor) -> torch.Tensor:
+        """U applied to real channels (B, 2C, H, W), padded to a multiple of 2**pools and cropped back."""
+        height, width = channels.shape[-2:]
+        multiple = 2**self.config.pools
+        padded = F.pad(channels, (0, -width % multiple, 0, -height % multiple))
+        skips, features = [], padded
+        for level, block in enumerate(self.down):
+            if level > 0:
+                skips.append(features)
+                features = F.max_pool2d(features, 2)
+            features = block(features)
+        for upsample, block in zip(self.upsample, self.up):
+            features = block(torch.cat([skips.pop(), upsample(features)], dim=1))
+        return self.output(features)[..., :height, :width]
+
+    def forward(self, kspace: torch.Tensor, mask: torch.Tensor, phases: int | None = None, mode: str = "plain",
+                history: object = None) -> torch.Tensor:
+        """The same call as LPAM-net; ``phases`` may only be None or 1, ``mode`` only plain, no history."""
+        if phases not in (None, 1) or mode != "plain" or history is not None:
+            raise ValueError("the U-Net has no phases, no convergent mode and no history (phases=1, mode='plain')")
+        check_kspace(kspace, mask)
+        if kspace.shape[1] != self.config.contrasts:
+            raise ValueError(f"model expects {self.config.contrasts} contrasts, k-space has {kspace.shape[1]}")
+        mask = mask.to(kspace.device)
+        x0 = zero_filled(kspace, mask)
+        channels = torch.view_as_real(x0).movedim(-1, 2).flatten(1, 2)  # (B, C, H, W) -> (B, 2C, H, W)
+        update = self.residual(channels).unflatten(1, (-1, 2)).movedim(2, -1).contiguous()
+        image = x0 + torch.view_as_complex(update)
+        if not self.config.data_consistency:
+            return image
+        sampled = (mask[:, None] if mask.ndim == 3 else mask).bool()
+        return ifft2c(torch.where(sampled, kspace, fft2c(image)))
