@@ -79,7 +79,7 @@ def psnr_curves(methods: Mapping[str, Mapping[str, Mapping]], masks: Mapping[str
     """PSNR (mean +- std) against the achieved sampling rate, one panel per contrast, one line per method
     and mask kind (``methods``: name -> mask label -> contrast -> metric; ``masks``: label -> description)."""
     figure, axes = plt.subplots(1, len(contrasts), figsize=(6 * len(contrasts), 4.2), squeeze=False)
-    kinds = sorted({masks[label]["kind"] for label in masks})
+    kinds = list(dict.fromkeys(masks[label]["kind"] for label in masks))  # in the order of the masks
     styles = {kind: ("-", "o") if i == 0 else ("--", "s") for i, kind in enumerate(kinds)}
     for axis, contrast in zip(axes[0], contrasts):
         for index, (name, per_mask) in enumerate(methods.items()):
