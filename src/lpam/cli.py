@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(handler=command_solve)
 
-    p = commands.add_parser("train", help="train LPAM-net from a YAML config")
+    p = commands.add_parser("train", help="train LPAM-net (or the U-Net baseline) from a YAML config")
     p.add_argument("--config", required=True)
     p.add_argument("--out", required=True, help="run directory (checkpoints, logs)")
     p.add_argument("--resume", action="store_true", help="continue a stopped run from RUN_DIR/last.pt")

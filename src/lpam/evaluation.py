@@ -8,6 +8,7 @@ contrast -> metric {mean, std}, plus params and seconds_per_pair per method.
 """
 from __future__ import annotations
 
+import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -185,12 +186,8 @@ def evaluate_checkpoint(
 
 
 def _machine() -> str:
-    cores = len(__import__("os").sched_getaffinity(0))
+    cores = len(os.sched_getaffinity(0))
     return f"{platform.machine()} {platform.processor() or platform.platform()}, {cores} cores, torch {torch.__version__}"
-
-
-def _bold_best(rows: dict[str, list[float]], column: int) -> float:
-    return max(values[column] for values in rows.values())
 
 
 def results_markdown(metrics: dict, contrasts: Sequence[str], notes: Sequence[str]) -> str:
@@ -205,12 +202,13 @@ def results_markdown(metrics: dict, contrasts: Sequence[str], notes: Sequence[st
         for method, per_mask in metrics["methods"].items():
             if mask in per_mask:
                 rows[method] = [per_mask[mask][c][k]["mean"] for c in contrasts for k in ("psnr", "ssim")]
+        best = [max(values[column] for values in rows.values()) for column in range(2 * len(contrasts))]
         for method, values in rows.items():
             cells = []
             for column, value in enumerate(values):
                 std = metrics["methods"][method][mask][contrasts[column // 2]]["psnr" if column % 2 == 0 else "ssim"]["std"]
                 text = f"{value:.2f} ± {std:.2f}" if column % 2 == 0 else f"{value:.4f} ± {std:.3f}"
-                cells.append(f"**{text}**" if value == _bold_best(rows, column) else text)
+                cells.append(f"**{text}**" if value == best[column] else text)
             marker = " †" if mask in metrics["off_mask"].get(method, []) else ""
             subset = " ‡" if metrics["evaluated_on"][method][mask] == "subset" else ""
             seconds = metrics["seconds_per_pair"][method][mask]
