@@ -130,6 +130,18 @@ def command_benchmark(args: argparse.Namespace) -> None:
     print(f"benchmark finished in {metrics['seconds_total']:.0f} s; wrote results.md, metrics.json and figures to {args.out}")
 
 
+def command_prepare(args: argparse.Namespace) -> None:
+    from lpam.data.datasets import prepare
+
+    summary = prepare(args.data, args.out, args.contrasts, tuple(args.size), args.format,
+                      tuple(args.split_fractions), args.min_foreground, progress=not args.quiet)
+    print(f"format {summary['format']}; wrote {args.out}")
+    for split, counts in summary["splits"].items():
+        print(f"  {split:<5} {counts['subjects']:>5} subjects {counts['slices']:>7} slices")
+    for name, absent in summary["skipped"].items():
+        print(f"  skipped {name}: missing {', '.join(absent)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from lpam.physics.masks import MASK_KINDS
 
@@ -211,6 +223,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=command_benchmark)
+
+    p = commands.add_parser("prepare", help="pair, select, crop, normalise and split a dataset for train/evaluate")
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--format", default=None, choices=["brats", "bids"], help="layout (default: detected)")
+    p.add_argument("--contrasts", nargs="+", default=["T1", "T2"])
+    p.add_argument("--size", type=int, nargs=2, default=[160, 180], metavar=("H", "W"))
+    p.add_argument("--split-fractions", type=float, nargs=3, default=[0.8, 0.1, 0.1], metavar=("TRAIN", "VAL", "TEST"))
+    p.add_argument("--min-foreground", type=float, default=0.1, help="keep slices with at least this foreground fraction")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--out", required=True, help="prepared dataset (.npz)")
+    p.set_defaults(handler=command_prepare)
 
     p = commands.add_parser("reconstruct", help="reconstruct your own data with LPAM-net")
     p.add_argument("inputs", nargs="+", help="one file per contrast (.npy .npz .mat .nii .nii.gz)")

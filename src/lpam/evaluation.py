@@ -21,7 +21,8 @@ from tqdm import tqdm
 
 from lpam.algorithm.lpam import History
 from lpam.checkpoint import load_checkpoint, load_model
-from lpam.data.embedded import load_split, simulate_kspace
+from lpam.data.embedded import simulate_kspace
+from lpam.data.sources import EvaluationData, load_evaluation_data
 from lpam.io import atomic_path, save_json
 from lpam.metrics import slice_metrics, summarize
 from lpam.models.lpam_net import LPAMNet, count_parameters
@@ -56,37 +57,6 @@ LEARNED: dict[str, LearnedMethod] = {
 }
 CLASSICAL = ("zero-filled", "joint-tv", "separate-tv")
 METHODS = CLASSICAL + tuple(LEARNED)
-
-
-@dataclass
-class EvaluationData:
-    """Ground-truth magnitudes (S, C, H, W) in [0, 1], slice identifiers and contrast names."""
-
-    images: torch.Tensor
-    slice_ids: list[int]
-    contrasts: list[str]
-    source: str
-
-
-def load_evaluation_data(data: str = "embedded", split: str = "test", slices: slice | Sequence[int] | None = None,
-                         contrasts: Sequence[str] = ("T1", "T2")) -> EvaluationData:
-    """``data`` = "embedded" (the bundled ICBM slabs, ``split`` chosen) or a .npy / .npz file holding
-    magnitude images (S, C, H, W) scaled to [0, 1] (``split`` is then ignored)."""
-    if data == "embedded":
-        split_data = load_split(split, tuple(contrasts), slices)
-        return EvaluationData(split_data.images, list(split_data.axial_indices), list(contrasts), f"embedded:{split}")
-    from lpam.data.files import read_array
-
-    array = np.asarray(read_array(data, preferred=("images",)))
-    if array.ndim != 4 or array.shape[1] != len(contrasts):
-        raise ValueError(f"{data}: expected images (slices, {len(contrasts)} contrasts, H, W), got shape {array.shape}")
-    if np.iscomplexobj(array) or not np.isfinite(array).all():
-        raise ValueError(f"{data}: images must be real, finite magnitudes")
-    positions = list(range(array.shape[0]))
-    positions = positions[slices] if isinstance(slices, slice) else positions if slices is None else list(slices)
-    if not positions or any(not 0 <= p < array.shape[0] for p in positions):
-        raise ValueError(f"{data}: slice selection {slices!r} is empty or outside 0..{array.shape[0] - 1}")
-    return EvaluationData(torch.from_numpy(array[positions].astype(np.float32)), positions, list(contrasts), str(data))
 
 
 Reconstructor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

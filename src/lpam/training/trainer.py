@@ -26,7 +26,8 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 from tqdm import tqdm
 
 from lpam.checkpoint import load_checkpoint, save_checkpoint
-from lpam.data.embedded import load_split, simulate_kspace
+from lpam.data.embedded import simulate_kspace
+from lpam.data.sources import load_evaluation_data
 from lpam.device import resolve_device
 from lpam.io import atomic_path
 from lpam.metrics import evaluate_contrasts
@@ -80,7 +81,7 @@ def make_batch(
 
 def validation_data(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The validation slab with the evaluation mask (seed 0), noise-free, no augmentation."""
-    split = load_split(config.data.val_split, tuple(config.data.contrasts))
+    split = load_evaluation_data(config.data.source, config.data.val_split, contrasts=config.data.contrasts)
     images = split.images if config.train.val_slices is None else split.images[: config.train.val_slices]
     mask = mask_for(config.data.mask, tuple(images.shape[-2:]), 0)
     return simulate_kspace(images, mask), mask, images
@@ -176,7 +177,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, quiet:
     with atomic_path(run_dir / "config.yaml") as tmp:
         tmp.write_text(_config_text(config))
 
-    images = load_split(config.data.train_split, tuple(config.data.contrasts)).images
+    images = load_evaluation_data(config.data.source, config.data.train_split, contrasts=config.data.contrasts).images
     val_data = validation_data(config)
     writer = SummaryWriter(log_dir=str(run_dir / "events"), purge_step=position.global_step)
     schedule = config.train.schedule
