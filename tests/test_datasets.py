@@ -121,3 +121,23 @@ def test_prepare_errors(tmp_path, capsys, problem, message):
         capsys, "prepare", "--data", root, "--quiet", "--out", tmp_path / "p.npz")
     assert code == 2 and message in err, err
     assert not (tmp_path / "p.npz").exists()
+
+
+def test_prepare_ixi_resamples_t1_onto_the_t2_grid(tmp_path, capsys):
+    root = tmp_path / "ixi"
+    for i in range(3):
+        prefix = f"IXI{i:03d}-Guys-{1000 + i}"
+        t2 = phantom(shape=(40, 44, 6), seed=i)
+        save(root / f"{prefix}-T2.nii.gz", t2)
+        save(root / f"{prefix}-PD.nii.gz", t2)
+        t1_affine = np.diag([0.5, 0.5, 1.0, 1.0])  # twice the in-plane resolution: 80 x 88 voxels
+        root.mkdir(exist_ok=True)
+        nibabel.save(nibabel.Nifti1Image(phantom(shape=(80, 88, 6), seed=i), t1_affine), str(root / f"{prefix}-T1.nii.gz"))
+    save(root / "IXI099-HH-2000-T2.nii.gz", phantom())  # T1 missing
+    code, text, err = run(capsys, "prepare", "--data", root, "--contrasts", "T1", "T2", "--size", 40, 44, "--quiet",
+                          "--out", tmp_path / "p.npz")
+    assert code == 0 and "format ixi" in text and "skipped IXI099-HH-2000: missing T1" in text, err
+    images = np.concatenate([load_prepared(tmp_path / "p.npz", s)[0] for s in ("train", "val", "test")])
+    assert images.shape[1:] == (2, 40, 44)
+    head_t1, head_t2 = images[:, 0] > 0.2, images[:, 1] > 0.2
+    assert (head_t1 == head_t2).mean() > 0.95  # resampled T1 lies on the T2 grid

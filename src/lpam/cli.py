@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("prepare", help="pair, select, crop, normalise and split a dataset for train/evaluate")
     p.add_argument("--data", required=True, help="dataset folder")
-    p.add_argument("--format", default=None, choices=["brats", "bids"], help="layout (default: detected)")
+    p.add_argument("--format", default=None, choices=["brats", "bids", "ixi"], help="layout (default: detected)")
     p.add_argument("--contrasts", nargs="+", default=["T1", "T2"])
     p.add_argument("--size", type=int, nargs=2, default=[160, 180], metavar=("H", "W"))
     p.add_argument("--split-fractions", type=float, nargs=3, default=[0.8, 0.1, 0.1], metavar=("TRAIN", "VAL", "TEST"))

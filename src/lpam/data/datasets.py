@@ -3,7 +3,9 @@
 Layouts done so far (NIfTI, read with nibabel; slices along the volume's last axis):
 * ``brats``: one folder per subject with ``<id>_t1/t1ce/t2/flair.nii.gz`` (BraTS 2018-2021) or
   ``<id>-t1n/t1c/t2w/t2f.nii.gz`` (BraTS 2023);
-* ``bids``: ``sub-*/[ses-*/]anat/*_T1w/_T2w/_FLAIR/_PDw.nii[.gz]``.
+* ``bids``: ``sub-*/[ses-*/]anat/*_T1w/_T2w/_FLAIR/_PDw.nii[.gz]``;
+* ``ixi``: flat ``IXI<nnn>-<site>-<nnnn>-<T1|T2|PD>.nii.gz``, paired by the subject prefix; the contrasts
+  are resampled (trilinear, nibabel.processing) onto the T2 grid (the first contrast's without T2).
 Contrast names: T1, T1CE, T2, FLAIR, PD.
 
 prepare: pair the contrasts of each subject; keep slices whose foreground (voxels above 5% of the volume's
@@ -26,10 +28,12 @@ from tqdm import tqdm
 
 from lpam.data.prepared import SPLITS, save_prepared
 
-FORMATS = ("brats", "bids")
+FORMATS = ("brats", "bids", "ixi")
 BRATS_NAMES = {"T1": ("t1", "t1n"), "T1CE": ("t1ce", "t1c"), "T2": ("t2", "t2w"), "FLAIR": ("flair", "t2f")}
 BIDS_SUFFIXES = {"T1": "T1w", "T2": "T2w", "FLAIR": "FLAIR", "PD": "PDw"}
+IXI_CONTRASTS = ("T1", "T2", "PD")
 NIFTI = re.compile(r"\.nii(\.gz)?$")
+IXI_FILE = re.compile(r"^(IXI\d+-[A-Za-z]+-\d+)-(T1|T2|PD)\.nii(\.gz)?$")
 
 
 @dataclass
@@ -73,10 +77,25 @@ def _bids_subjects(root: Path) -> list[Subject]:
     return subjects
 
 
+def _ixi_subjects(root: Path) -> list[Subject]:
+    subjects: dict[str, Subject] = {}
+    for path in _nifti_files(root):
+        match = IXI_FILE.match(path.name)
+        if match:
+            subjects.setdefault(match.group(1), Subject(match.group(1))).files[match.group(2)] = path
+    return [subjects[name] for name in sorted(subjects)]
+
+
+READERS = {"brats": _brats_subjects, "bids": _bids_subjects, "ixi": _ixi_subjects}
+
+
 def detect_format(root: Path) -> str:
-    """``bids`` when sub-* folders exist, ``brats`` when subject folders hold BraTS file names."""
+    """``bids`` when sub-* folders exist, ``ixi`` for flat IXI file names, ``brats`` when subject folders
+    hold BraTS file names."""
     if any(root.glob("sub-*/anat")) or any(root.glob("sub-*/ses-*/anat")):
         return "bids"
+    if _ixi_subjects(root):
+        return "ixi"
     if _brats_subjects(root):
         return "brats"
     raise ValueError(f"{root}: unknown dataset layout; pass --format (one of {', '.join(FORMATS)})")
@@ -92,11 +111,11 @@ def find_subjects(root: str | Path, data_format: str | None, contrasts: Sequence
     data_format = data_format or detect_format(root)
     if data_format not in FORMATS:
         raise ValueError(f"unknown --format {data_format!r}; choose one of {', '.join(FORMATS)}")
-    known = BRATS_NAMES if data_format == "brats" else BIDS_SUFFIXES
+    known = {"brats": BRATS_NAMES, "bids": BIDS_SUFFIXES, "ixi": IXI_CONTRASTS}[data_format]
     unknown = [c for c in contrasts if c not in known]
     if unknown:
         raise ValueError(f"contrast(s) {unknown} do not exist in the {data_format} layout; use {', '.join(known)}")
-    found = _brats_subjects(root) if data_format == "brats" else _bids_subjects(root)
+    found = READERS[data_format](root)
     complete = [s for s in found if all(c in s.files for c in contrasts)]
     missing = {s.name: [c for c in contrasts if c not in s.files] for s in found if s not in complete}
     if not complete:
@@ -104,10 +123,22 @@ def find_subjects(root: str | Path, data_format: str | None, contrasts: Sequence
     return complete, missing, data_format
 
 
-def read_volume(path: Path) -> np.ndarray:
-    """A 3-D NIfTI volume as float32, with a clear error for a corrupt or non-3-D file."""
+def read_volume(path: Path, onto: Path | None = None) -> np.ndarray:
+    """A 3-D NIfTI volume as float32 (resampled onto the grid of ``onto`` if given), with a clear error
+    for a corrupt, non-3-D or unresamplable file."""
     try:
-        volume = np.asarray(nibabel.load(str(path)).get_fdata(dtype=np.float32))
+        image = nibabel.load(str(path))
+        if onto is not None:
+            from nibabel.processing import resample_from_to
+
+            reference = nibabel.load(str(onto))
+            try:
+                image = resample_from_to(image, (reference.shape[:3], reference.affine), order=1)
+            except Exception as error:
+                raise ValueError(f"{path}: cannot be resampled onto the grid of {onto}: {error}") from error
+        volume = np.asarray(image.get_fdata(dtype=np.float32))
+    except ValueError:
+        raise
     except Exception as error:  # nibabel raises several types for truncated or foreign files
         raise ValueError(f"{path}: cannot be read as NIfTI (corrupt or truncated?): {error}") from error
     volume = np.squeeze(volume)
@@ -173,7 +204,10 @@ def prepare(root: str | Path, out: str | Path, contrasts: Sequence[str] = ("T1",
     parts = {split: {"images": [], "subjects": [], "slices": []} for split in SPLITS}
     assignment = subject_splits([s.name for s in subjects], fractions)
     for subject in tqdm(subjects, desc="prepare", disable=not progress, dynamic_ncols=True):
-        volumes = [read_volume(subject.files[c]) for c in contrasts]
+        reference = None
+        if data_format == "ixi":
+            reference = subject.files["T2"] if "T2" in contrasts else subject.files[contrasts[0]]
+        volumes = [read_volume(subject.files[c], onto=reference) for c in contrasts]
         for contrast, volume in zip(contrasts[1:], volumes[1:]):
             if volume.shape != volumes[0].shape:
                 raise ValueError(f"{subject.files[contrast]}: grid {volume.shape} differs from "
