@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(handler=command_evaluate)
 
-    from lpam.evaluation import BENCHMARK_MASKS, METHODS
+    from lpam.methods import BENCHMARK_MASKS, METHODS
 
     p = commands.add_parser("benchmark", help="every method and mask on the embedded test slab: tables and figures")
     p.add_argument("--out", required=True)

@@ -25,7 +25,8 @@ from lpam.data.embedded import simulate_kspace
 from lpam.data.sources import EvaluationData, load_evaluation_data
 from lpam.io import atomic_path, save_json
 from lpam.metrics import slice_metrics, summarize
-from lpam.models.lpam_net import LPAMNet, count_parameters
+from lpam.methods import BENCHMARK_MASKS, CLASSICAL, LEARNED, METHODS, PRIMARY_MASK
+from lpam.models.lpam_net import count_parameters
 from lpam.physics.masks import MaskSpec
 from lpam.plotting import convergence_plot, psnr_curves, reconstruction_grid
 from lpam.problem import zero_filled
@@ -33,30 +34,6 @@ from lpam.reconstruction import TVSettings, reconstruct_tv
 from lpam.workflows import branch_counts, history_json, run_network
 
 WEIGHTS = Path(__file__).parent / "weights"
-BENCHMARK_MASKS: dict[str, MaskSpec] = {
-    spec.label(): spec
-    for spec in [MaskSpec("radial", rate) for rate in (0.1, 0.2, 0.3, 0.4)]
-    + [MaskSpec("cartesian-random", None, 4.0, 0.08), MaskSpec("cartesian-random", None, 8.0, 0.04)]
-}
-PRIMARY_MASK = "radial-0.20"
-
-
-@dataclass
-class LearnedMethod:
-    """A learned method: shipped weights and the inference mode."""
-
-    weights: str
-    mode: str = "plain"
-
-
-LEARNED: dict[str, LearnedMethod] = {
-    "lpam-net": LearnedMethod("lpam_net_joint_radial20.pt"),
-    "lpam-net-convergent": LearnedMethod("lpam_net_joint_radial20.pt", "convergent"),
-    "lpam-net-separate": LearnedMethod("lpam_net_separate_radial20.pt"),
-    "unet-joint": LearnedMethod("unet_joint_radial20.pt"),
-}
-CLASSICAL = ("zero-filled", "joint-tv", "separate-tv")
-METHODS = CLASSICAL + tuple(LEARNED)
 
 
 Reconstructor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -217,11 +194,12 @@ def run_benchmark(
 
     def model_for(method: str, mask_label: str) -> torch.nn.Module:
         path = Path((checkpoints or {}).get((method, mask_label)) or WEIGHTS / LEARNED[method].weights)
-        if path not in loaded:
-            loaded[path] = load_model(path, map_location=device)
-        params[method] = count_parameters(loaded[path])
-        trained_on.setdefault(method, {})[mask_label] = _model_mask(load_checkpoint(path))
-        return loaded[path]
+        if path not in loaded:  # each checkpoint is read once: the model and the mask it was trained on
+            loaded[path] = (load_model(path, map_location=device), _model_mask(load_checkpoint(path)))
+        model, trained_mask = loaded[path]
+        params[method] = count_parameters(model)
+        trained_on.setdefault(method, {})[mask_label] = trained_mask
+        return model
 
     results: dict[str, dict[str, MethodResult]] = {m: {} for m in methods}
     achieved = {}

@@ -28,37 +28,50 @@ def _magnitudes(recon: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.n
     return recon, target
 
 
-def psnr(recon: np.ndarray, target: np.ndarray) -> float:
-    """10 log10(1 / mean((s - t)^2)) in dB, data range 1; inf for an exact reconstruction."""
-    recon, target = _magnitudes(recon, target)
+def _psnr(recon: np.ndarray, target: np.ndarray) -> float:
     with np.errstate(divide="ignore"):
         return float(peak_signal_noise_ratio(target, recon, data_range=1.0))
 
 
-def ssim(recon: np.ndarray, target: np.ndarray) -> float:
-    """scikit-image's SSIM: 7x7 uniform window, K1 = 0.01, K2 = 0.03, data range 1."""
-    recon, target = _magnitudes(recon, target)
+def _ssim(recon: np.ndarray, target: np.ndarray) -> float:
     return float(structural_similarity(target, recon, win_size=7, K1=0.01, K2=0.03, data_range=1.0,
                                        gaussian_weights=False))
 
 
-def nmse(recon: np.ndarray, target: np.ndarray) -> float:
-    """||s - t||^2 / ||t||^2."""
-    recon, target = _magnitudes(recon, target)
+def _nmse(recon: np.ndarray, target: np.ndarray) -> float:
     energy = np.sum(target**2)
     if energy == 0:
         raise ValueError("NMSE is undefined for an all-zero target")
     return float(np.sum((recon - target) ** 2) / energy)
 
 
-def rmse(recon: np.ndarray, target: np.ndarray) -> float:
-    """sqrt(mean((s - t)^2))."""
-    recon, target = _magnitudes(recon, target)
+def _rmse(recon: np.ndarray, target: np.ndarray) -> float:
     return float(np.sqrt(np.mean((recon - target) ** 2)))
 
 
-METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {"psnr": psnr, "ssim": ssim, "nmse": nmse,
-                                                                 "rmse": rmse}
+# on magnitudes already checked by _magnitudes
+METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {"psnr": _psnr, "ssim": _ssim, "nmse": _nmse,
+                                                                 "rmse": _rmse}
+
+
+def psnr(recon: np.ndarray, target: np.ndarray) -> float:
+    """10 log10(1 / mean((s - t)^2)) in dB, data range 1; inf for an exact reconstruction."""
+    return _psnr(*_magnitudes(recon, target))
+
+
+def ssim(recon: np.ndarray, target: np.ndarray) -> float:
+    """scikit-image's SSIM: 7x7 uniform window, K1 = 0.01, K2 = 0.03, data range 1."""
+    return _ssim(*_magnitudes(recon, target))
+
+
+def nmse(recon: np.ndarray, target: np.ndarray) -> float:
+    """||s - t||^2 / ||t||^2."""
+    return _nmse(*_magnitudes(recon, target))
+
+
+def rmse(recon: np.ndarray, target: np.ndarray) -> float:
+    """sqrt(mean((s - t)^2))."""
+    return _rmse(*_magnitudes(recon, target))
 
 
 def slice_metrics(recon: np.ndarray, target: np.ndarray) -> dict[str, float]:

@@ -8,8 +8,8 @@ Layouts done so far (NIfTI, read with nibabel; slices along the volume's last ax
   are resampled (trilinear, nibabel.processing) onto the T2 grid (the first contrast's without T2).
 Contrast names: T1, T1CE, T2, FLAIR, PD.
 
-prepare: pair the contrasts of each subject; keep slices whose foreground (voxels above 5% of the volume's
-99.9th percentile, in the first contrast) covers at least ``min_foreground`` of the slice; centre crop /
+prepare: pair the contrasts of each subject; keep slices whose foreground (in the first contrast, after
+scaling: pixels above 0.05) covers at least ``min_foreground`` of the slice; centre crop /
 zero-pad to the requested size; scale each volume to [0, 1] by the 99.9th percentile of its foreground
 (then clip); split deterministically **by subject** (subjects ordered by a hash of their id, then cut
 by the split fractions).
@@ -123,25 +123,31 @@ def find_subjects(root: str | Path, data_format: str | None, contrasts: Sequence
     return complete, missing, data_format
 
 
-def read_volume(path: Path, onto: Path | None = None) -> np.ndarray:
-    """A 3-D NIfTI volume as float32 (resampled onto the grid of ``onto`` if given), with a clear error
-    for a corrupt, non-3-D or unresamplable file."""
+def _load_nifti(path: Path, voxels: bool = True) -> nibabel.spatialimages.SpatialImage:
+    """The NIfTI image (header, and the voxels unless ``voxels`` is False), or a clear error."""
     try:
         image = nibabel.load(str(path))
-        if onto is not None:
+        if voxels:
+            image.get_fdata(dtype=np.float32)  # read (and cache) the voxels now: a truncated file fails here
+    except Exception as error:  # nibabel raises several types for truncated or foreign files
+        raise ValueError(f"{path}: cannot be read as NIfTI (corrupt or truncated?): {error}") from error
+    return image
+
+
+def read_volume(path: Path, onto: Path | None = None) -> np.ndarray:
+    """A 3-D NIfTI volume as float32, resampled (trilinear) onto the grid of ``onto`` when that is another
+    file on a different grid; a clear error for a corrupt, non-3-D or unresamplable file."""
+    image = _load_nifti(path)
+    if onto is not None and onto != path:
+        reference = _load_nifti(onto, voxels=False)  # only its grid is needed
+        if image.shape[:3] != reference.shape[:3] or not np.allclose(image.affine, reference.affine):
             from nibabel.processing import resample_from_to
 
-            reference = nibabel.load(str(onto))
             try:
                 image = resample_from_to(image, (reference.shape[:3], reference.affine), order=1)
             except Exception as error:
                 raise ValueError(f"{path}: cannot be resampled onto the grid of {onto}: {error}") from error
-        volume = np.asarray(image.get_fdata(dtype=np.float32))
-    except ValueError:
-        raise
-    except Exception as error:  # nibabel raises several types for truncated or foreign files
-        raise ValueError(f"{path}: cannot be read as NIfTI (corrupt or truncated?): {error}") from error
-    volume = np.squeeze(volume)
+    volume = np.squeeze(np.asarray(image.get_fdata(dtype=np.float32)))
     if volume.ndim != 3:
         raise ValueError(f"{path}: expected a 3-D volume, got shape {volume.shape}")
     if not np.isfinite(volume).all():

@@ -80,7 +80,7 @@ def make_batch(
 
 
 def validation_data(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The validation slab with the evaluation mask (seed 0), noise-free, no augmentation."""
+    """The validation split with the first mask of the pool (seed ``mask.seed``), noise-free, no augmentation."""
     split = load_evaluation_data(config.data.source, config.data.val_split, contrasts=config.data.contrasts)
     images = split.images if config.train.val_slices is None else split.images[: config.train.val_slices]
     mask = mask_for(config.data.mask, tuple(images.shape[-2:]), 0)

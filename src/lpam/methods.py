@@ -1,0 +1,32 @@
+"""The methods and masks of `lpam benchmark` (kept apart from lpam.evaluation so that the CLI can list
+them without importing the evaluation machinery)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lpam.physics.masks import MaskSpec
+
+BENCHMARK_MASKS: dict[str, MaskSpec] = {
+    spec.label(): spec
+    for spec in [MaskSpec("radial", rate) for rate in (0.1, 0.2, 0.3, 0.4)]
+    + [MaskSpec("cartesian-random", None, 4.0, 0.08), MaskSpec("cartesian-random", None, 8.0, 0.04)]
+}
+PRIMARY_MASK = "radial-0.20"
+
+
+@dataclass
+class LearnedMethod:
+    """A learned method: shipped weights and the inference mode."""
+
+    weights: str
+    mode: str = "plain"
+
+
+LEARNED: dict[str, LearnedMethod] = {
+    "lpam-net": LearnedMethod("lpam_net_joint_radial20.pt"),
+    "lpam-net-convergent": LearnedMethod("lpam_net_joint_radial20.pt", "convergent"),
+    "lpam-net-separate": LearnedMethod("lpam_net_separate_radial20.pt"),
+    "unet-joint": LearnedMethod("unet_joint_radial20.pt"),
+}
+CLASSICAL = ("zero-filled", "joint-tv", "separate-tv")
+METHODS = CLASSICAL + tuple(LEARNED)
