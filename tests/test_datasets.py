@@ -1,15 +1,20 @@
-"""`lpam prepare` on small synthetic BraTS (both naming schemes) and BIDS folders, then train and evaluate
-on the prepared file; bad data gives clear errors."""
+"""`lpam prepare` on small synthetic BraTS (both naming schemes), BIDS, IXI, HDF5 (M4Raw / fastMRI, single-
+and multi-coil), .mat and .npz datasets, then train and evaluate on the prepared file (measured k-space
+too); bad data gives clear errors."""
 import json
 
+import h5py
 import nibabel
 import numpy as np
 import pytest
+import scipy.io
+import torch
 import yaml
 
 from lpam.cli import main
-from lpam.data.datasets import crop_or_pad, subject_splits
+from lpam.data.datasets import combine_coils, crop_or_pad, find_subjects, load_volumes, prepare, subject_splits
 from lpam.data.prepared import load_prepared
+from lpam.physics.fourier import fft2c
 
 
 def phantom(shape=(40, 44, 6), seed=0, scale=1.0):
@@ -51,8 +56,8 @@ def test_prepare_brats_then_train_and_evaluate(tmp_path, capsys, scheme):
                           "--quiet", "--out", prepared)
     assert code == 0, err
     assert "format brats" in text and "skipped S099: missing T2" in text
-    train_images, contrasts, subjects, slices = load_prepared(prepared, "train")
-    assert contrasts == ["T1", "T2"] and train_images.shape[1:] == (2, 32, 36)
+    train_images, contrasts, subjects, slices, complex_images = load_prepared(prepared, "train")
+    assert contrasts == ["T1", "T2"] and train_images.shape[1:] == (2, 32, 36) and complex_images is None
     assert 0 not in slices and 0 <= train_images.min() and train_images.max() <= 1
     subjects_per_split = [set(load_prepared(prepared, s)[2]) for s in ("train", "val", "test")]
     assert sum(len(s) for s in subjects_per_split) == 6 and not set.intersection(*subjects_per_split)
@@ -141,3 +146,296 @@ def test_prepare_ixi_resamples_t1_onto_the_t2_grid(tmp_path, capsys):
     assert images.shape[1:] == (2, 40, 44)
     head_t1, head_t2 = images[:, 0] > 0.2, images[:, 1] > 0.2
     assert (head_t1 == head_t2).mean() > 0.95  # resampled T1 lies on the T2 grid
+
+
+# --- HDF5 (fastMRI / M4Raw), .mat and .npz layouts, measured k-space -------------------------------------
+
+def complex_head(slices=5, shape=(32, 32), seed=0, scale=1.0):
+    """(S, H, W) complex images: an elliptic head with a smooth phase; slice 0 empty (skipped)."""
+    magnitude = np.moveaxis(phantom(shape=(*shape, slices), seed=seed, scale=scale), -1, 0)
+    y, x = np.meshgrid(np.linspace(-1, 1, shape[0]), np.linspace(-1, 1, shape[1]), indexing="ij")
+    return (magnitude * np.exp(1j * (0.5 + 0.8 * x - 0.4 * y))).astype(np.complex64)
+
+
+def sensitivities(coils, shape):
+    y, x = np.meshgrid(np.linspace(-1, 1, shape[0]), np.linspace(-1, 1, shape[1]), indexing="ij")
+    centres = [(np.cos(a), np.sin(a)) for a in np.linspace(0, 2 * np.pi, coils, endpoint=False)]
+    return np.stack([np.exp(-((y - cy) ** 2 + (x - cx) ** 2)) * np.exp(1j * (cx * x + c)) for c, (cy, cx) in enumerate(centres)])
+
+
+def fourier(images):
+    return fft2c(torch.from_numpy(np.ascontiguousarray(images, dtype=np.complex64))).numpy()
+
+
+def write_h5(path, images, coils=0, acquisition=None, targets=("reconstruction_rss",)):
+    """A fastMRI-style file: kspace (S, [coils,] H, W), magnitude targets (S, H, W), attrs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    coil_images = images[:, None] * sensitivities(coils, images.shape[-2:])[None] if coils else images
+    with h5py.File(path, "w") as handle:
+        handle["kspace"] = fourier(coil_images)
+        magnitude = np.sqrt((np.abs(coil_images) ** 2).sum(1)) if coils else np.abs(images)
+        for key in targets:
+            handle[key] = magnitude.astype(np.float32)
+        if acquisition:
+            handle.attrs["acquisition"] = acquisition
+
+
+def m4raw(root, subjects=4, coils=3, repetitions=2, missing_t2=True):
+    for i in range(subjects):
+        for j, contrast in enumerate(("T1", "T2")):
+            for r in range(repetitions):
+                noise = 0.02 * np.random.default_rng(100 * i + 10 * j + r).standard_normal((5, 32, 32))
+                write_h5(root / f"20220610{i:02d}_{contrast}0{r + 1}.h5", complex_head(seed=i + 10 * j, scale=1 + j) + noise,
+                         coils=coils, acquisition=f"AX{contrast}")
+    if missing_t2:
+        write_h5(root / "2022069999_T101.h5", complex_head(), coils=coils)
+    return root
+
+
+def tiny_train_config(tmp_path, prepared, augment=True):
+    config = {"model": {"phases": 1, "features": 8},
+              "data": {"source": str(prepared), "augment": {"enabled": augment},
+                       "mask": {"kind": "cartesian-equispaced", "rate": None, "acceleration": 4, "pool": 2}},
+              "train": {"schedule": [{"phases": 1, "epochs": 1}], "steps_per_epoch": 2, "val_slices": 1}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    return tmp_path / "config.yaml"
+
+
+def all_splits(prepared):
+    parts = [load_prepared(prepared, s) for s in ("train", "val", "test")]
+    complex_images = [p.complex_images for p in parts if p.complex_images is not None]
+    return (np.concatenate([p.images for p in parts]), complex_images and np.concatenate(complex_images),
+            {s for p in parts for s in p.subjects})
+
+
+def test_prepare_m4raw_measured_kspace_then_train_and_evaluate(tmp_path, capsys):
+    root = m4raw(tmp_path / "m4raw" / "multicoil_train")
+    prepared = tmp_path / "prepared.npz"
+    code, text, err = run(capsys, "prepare", "--data", tmp_path / "m4raw", "--size", 24, 28, "--measured-kspace",
+                          "--quiet", "--out", prepared)
+    assert code == 0, err
+    assert "format h5" in text and "complex images of the measured k-space" in text
+    assert "skipped 2022069999: missing T2" in text
+    images, complex_images, subjects = all_splits(prepared)
+    assert subjects == {f"20220610{i:02d}" for i in range(4)}
+    assert complex_images.dtype == np.complex64 and complex_images.shape == images.shape
+    assert complex_images.shape[1:] == (2, 24, 28)
+    np.testing.assert_allclose(images, np.abs(complex_images), atol=2e-3)  # float16 magnitudes = |x|
+    assert np.abs(complex_images.imag).max() > 0.05  # the measured phase is kept
+    code, _, err = run(capsys, "train", "--config", tiny_train_config(tmp_path, prepared), "--quiet", "--out", tmp_path / "run")
+    assert code == 0, err
+    code, _, err = run(capsys, "evaluate", "--checkpoint", tmp_path / "run" / "best.pt", "--data", prepared,
+                       "--split", "train", "--mask", "cartesian-equispaced", "--acceleration", 4, "--quiet",
+                       "--out", tmp_path / "eval")
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["methods"]["zero-filled"]["T1"]["psnr"]["mean"] > 10
+
+
+def test_single_coil_measured_kspace_is_kept_exactly(tmp_path):
+    root = tmp_path / "h5"
+    for i in range(3):
+        for contrast in ("T1", "T2"):
+            write_h5(root / f"S{i}_{contrast}.h5", complex_head(seed=i), targets=())
+    prepare(root, tmp_path / "p.npz", size=(32, 32), measured_kspace=True, progress=False)
+    part = next(p for p in (load_prepared(tmp_path / "p.npz", s) for s in ("train", "val", "test")) if p.slices)
+    with h5py.File(root / f"{part.subjects[0]}_T1.h5") as handle:
+        measured = handle["kspace"][part.slices[0]]
+    again, sampled = fourier(part.complex_images[0, 0]), np.abs(measured) > 1e-2
+    ratio = again[sampled] / measured[sampled]
+    np.testing.assert_allclose(ratio, np.full_like(ratio, ratio.real.mean()), rtol=1e-4)  # F x = y / scale: nothing re-simulated
+
+
+def test_h5_repetitions_are_averaged_or_the_first_is_kept(tmp_path):
+    root = m4raw(tmp_path / "m4raw", subjects=1, coils=0, missing_t2=False)
+    [subject], _, data_format = find_subjects(root, None, ["T1", "T2"])
+    assert data_format == "h5" and [p.name for p in subject.repetitions["T1"]] == ["2022061000_T101.h5", "2022061000_T102.h5"]
+    with h5py.File(root / "2022061000_T101.h5") as first, h5py.File(root / "2022061000_T102.h5") as second:
+        rss = [first["reconstruction_rss"][()], second["reconstruction_rss"][()]]
+    averaged = load_volumes(subject, ["T1", "T2"], "h5")[0]
+    kept = load_volumes(subject, ["T1", "T2"], "h5", repetitions="first")[0]
+    np.testing.assert_allclose(averaged, (rss[0] + rss[1]) / 2, rtol=1e-6)
+    np.testing.assert_array_equal(kept, rss[0])
+
+
+def test_fastmri_names_and_acquisition_attrs_pair_by_subject(tmp_path):
+    root = tmp_path / "fastmri"
+    write_h5(root / "file_brain_AXT1_200_6002217.h5", complex_head(), coils=2, targets=())  # target: RSS of kspace
+    write_h5(root / "file_brain_AXT2_200_6002217.h5", complex_head(seed=1), coils=2)
+    write_h5(root / "file_brain_AXFLAIR_201_6002300.h5", complex_head(), coils=2)  # single-contrast scan
+    write_h5(root / "visit7" / "scan_a.h5", complex_head(), acquisition="AXT1")
+    write_h5(root / "visit7" / "scan_b.h5", complex_head(), acquisition="AXT2")
+    subjects, missing, data_format = find_subjects(root, None, ["T1", "T2"])
+    assert data_format == "h5" and [s.name for s in subjects] == ["file_brain_200_6002217", "visit7"]
+    assert missing == {"file_brain_201_6002300": ["T1", "T2"]}
+    rss = load_volumes(subjects[0], ["T1", "T2"], "h5")[0]
+    np.testing.assert_allclose(rss, np.abs(complex_head()) * np.sqrt((np.abs(sensitivities(2, (32, 32))) ** 2).sum(0)), atol=1e-4)
+
+
+def test_combine_coils_gives_about_the_rss_image():
+    image = complex_head(slices=2)
+    coil_images = image[:, None] * sensitivities(4, (32, 32))[None]
+    combined = combine_coils(fourier(coil_images))
+    rss = np.sqrt((np.abs(coil_images) ** 2).sum(1))
+    inside = rss > 0.3 * rss.max()
+    assert np.abs(np.abs(combined) - rss)[inside].max() < 0.05 * rss.max()
+
+
+def write_mat_subject(folder, slices_last=True, kspace=True, shape=(32, 32), seed=0):
+    folder.mkdir(parents=True, exist_ok=True)
+    for number, contrast in ((1, "T1"), (2, "T2")):
+        image = complex_head(shape=shape, seed=seed + number)
+        arrange = (lambda a: np.moveaxis(a, 0, -1)) if slices_last else (lambda a: a)
+        scipy.io.savemat(folder / f"{contrast}.mat", {"img": arrange(np.abs(image))})
+        if kspace:
+            scipy.io.savemat(folder / f"K{number}.mat", {"k": arrange(fourier(image))})
+
+
+def test_prepare_mat_with_kspace_and_mask_then_train_and_evaluate(tmp_path, capsys):
+    root = tmp_path / "mat"
+    for i in range(3):
+        write_mat_subject(root / f"case{i}", seed=i)
+    (root / "case9").mkdir()
+    scipy.io.savemat(root / "case9" / "T1.mat", {"img": np.ones((32, 32, 5))})  # T2 missing
+    mask = np.fft.fftshift(np.random.default_rng(0).random((32, 32)) < 0.3)
+    mask[14:18, 14:18] = True
+    scipy.io.savemat(root / "mask.mat", {"mask": mask.astype(np.float64)})
+    magnitudes = tmp_path / "magnitudes.npz"
+    code, text, err = run(capsys, "prepare", "--data", root, "--size", 32, 32, "--quiet", "--out", magnitudes)
+    assert code == 0 and "format mat" in text and "skipped case9: missing T2" in text, err
+    assert "stored: lpam evaluate" in text
+    prepared = tmp_path / "measured.npz"
+    code, text, err = run(capsys, "prepare", "--data", root, "--size", 32, 32, "--measured-kspace", "--quiet", "--out", prepared)
+    assert code == 0 and "skipped case9: missing T1 k-space, T2 k-space" in text, err
+    mag_images, _, _ = all_splits(magnitudes)
+    images, complex_images, subjects = all_splits(prepared)
+    assert subjects == {"case0", "case1", "case2"} and images.shape[1:] == (2, 32, 32)
+    np.testing.assert_allclose(mag_images, images, atol=3e-3)  # same images, from the k-space this time
+    with np.load(prepared) as archive:
+        np.testing.assert_array_equal(archive["mask"], mask)
+    code, _, err = run(capsys, "train", "--config", tiny_train_config(tmp_path, prepared), "--quiet", "--out", tmp_path / "run")
+    assert code == 0, err
+    code, _, err = run(capsys, "evaluate", "--checkpoint", tmp_path / "run" / "best.pt", "--data", prepared,
+                       "--split", "train", "--mask-file", prepared, "--quiet", "--out", tmp_path / "eval")
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["mask"]["kind"] == "file" and abs(metrics["mask"]["achieved_rate"] - mask.mean()) < 1e-6
+    code, text, err = run(capsys, "prepare", "--data", root, "--size", 24, 24, "--quiet", "--out", tmp_path / "cropped.npz")
+    assert code == 0 and "not stored" in text, err
+    with np.load(tmp_path / "cropped.npz") as archive:
+        assert "mask" not in archive.files
+
+
+def test_mat_flat_folder_and_slice_axis(tmp_path, capsys):
+    write_mat_subject(tmp_path / "flat", slices_last=False, kspace=False)
+    code, text, err = run(capsys, "prepare", "--data", tmp_path / "flat", "--slice-axis", "first", "--size", 32, 32,
+                          "--split-fractions", 1, 0, 0, "--quiet", "--out", tmp_path / "p.npz")
+    assert code == 0 and "format mat" in text, err
+    part = load_prepared(tmp_path / "p.npz", "train")
+    assert set(part.subjects) == {"flat"} and part.slices == [1, 2, 3, 4]
+
+
+def test_prepare_npz_folder_and_single_file(tmp_path, capsys):
+    root = tmp_path / "npz"
+    root.mkdir()
+    for i in range(3):
+        image = complex_head(seed=i)
+        np.savez(root / f"S{i}.npz", t1=np.abs(image), T2=np.abs(image) * 2, K_T1=fourier(image), K_T2=fourier(image))
+    np.savez(root / "S9.npz", T1=np.ones((5, 32, 32)))
+    code, text, err = run(capsys, "prepare", "--data", root, "--size", 32, 32, "--quiet", "--out", tmp_path / "a.npz")
+    assert code == 0 and "format npz" in text and "skipped S9: missing T2" in text, err
+    assert all_splits(tmp_path / "a.npz")[2] == {"S0", "S1", "S2"}
+    code, text, err = run(capsys, "prepare", "--data", root / "S0.npz", "--measured-kspace", "--split-fractions", 1, 0, 0,
+                          "--size", 32, 32, "--quiet", "--out", tmp_path / "b.npz")
+    assert code == 0 and "format npz" in text, err
+    part = load_prepared(tmp_path / "b.npz", "train")
+    assert set(part.subjects) == {"S0"} and part.complex_images.shape == (4, 2, 32, 32)
+
+
+def test_make_batch_uses_measured_kspace_without_phase_or_noise(tmp_path):
+    from lpam.physics.masks import make_mask
+    from lpam.training.config import TrainConfig
+    from lpam.training.trainer import make_batch
+
+    images = torch.from_numpy(complex_head(slices=3)[:, None].repeat(2, axis=1) / 2)  # (3, 2, 32, 32)
+    for enabled in (False, True):
+        config = TrainConfig.from_dict({"data": {"augment": {"enabled": enabled, "noise_probability": 1.0,
+                                                             "phase_probability": 1.0},
+                                                 "mask": {"kind": "radial", "rate": 0.3, "pool": 1}}})
+        kspace, masks, targets = make_batch(images, [1, 2], config, (0, 0))
+        mask = torch.from_numpy(make_mask("radial", (32, 32), rate=0.3, seed=0))
+        for row, index in enumerate([1, 2]):
+            x = images[index]
+            candidates = [x, x.flip(-1), x.flip(-2), x.flip(-1).flip(-2)]
+            flipped = min(candidates, key=lambda c: float(torch.std(targets[row][c.abs() > 0.1] / c.abs()[c.abs() > 0.1])))
+            scale = float((targets[row][flipped.abs() > 0.1] / flipped.abs()[flipped.abs() > 0.1]).mean())
+            assert enabled or scale == pytest.approx(1.0)
+            torch.testing.assert_close(targets[row], scale * flipped.abs(), atol=1e-5, rtol=1e-4)
+            expected = torch.from_numpy(fourier((scale * flipped).numpy())) * mask
+            torch.testing.assert_close(kspace[row], expected, atol=1e-4, rtol=1e-4)
+
+
+def test_measured_kspace_needs_a_kspace_layout(tmp_path, capsys):
+    root = brats(tmp_path / "brats", subjects=1)
+    code, _, err = run(capsys, "prepare", "--data", root, "--measured-kspace", "--quiet", "--out", tmp_path / "p.npz")
+    assert code == 2 and "needs k-space" in err
+
+
+def make_layout(root, data_format, problem):
+    """A small dataset of ``data_format`` (h5, mat, npz) with one ``problem``."""
+    shape_t2 = (32, 28) if problem == "grid" else (32, 32)
+    if data_format == "h5":
+        write_h5(root / "S1_T1.h5", complex_head())
+        if problem != "missing":
+            write_h5(root / "S1_T2.h5", complex_head(shape=shape_t2))
+        corrupt = root / "S1_T2.h5"
+    elif data_format == "mat":
+        write_mat_subject(root / "S1", kspace=False)
+        if problem == "grid":
+            scipy.io.savemat(root / "S1" / "T2.mat", {"img": np.ones((*shape_t2, 5))})
+        elif problem == "missing":
+            (root / "S1" / "T2.mat").unlink()
+        corrupt = root / "S1" / "T2.mat"
+    else:
+        arrays = {"T1": np.abs(complex_head())}
+        if problem != "missing":
+            arrays["T2"] = np.abs(complex_head(shape=shape_t2))
+        np.savez(root / "S1.npz", **arrays)
+        corrupt = root / "S1.npz"
+    if problem == "corrupt":
+        corrupt.write_bytes(corrupt.read_bytes()[:300])
+    return corrupt
+
+
+@pytest.mark.parametrize("data_format", ["h5", "mat", "npz"])
+@pytest.mark.parametrize("problem, message", [
+    ("empty", "empty"), ("unknown", "found no"), ("corrupt", "corrupt"), ("grid", "differs"), ("missing", "no subject has all"),
+])
+def test_new_layouts_errors(tmp_path, capsys, data_format, problem, message):
+    root = tmp_path / "data"
+    root.mkdir()
+    corrupt = None
+    if problem == "unknown":
+        (root / "notes.txt").write_text("hello")
+    elif problem != "empty":
+        corrupt = make_layout(root, data_format, problem)
+    code, _, err = run(capsys, "prepare", "--data", root, "--format", data_format, "--size", 32, 32, "--quiet",
+                       "--out", tmp_path / "p.npz")
+    assert code == 2 and message in err, err
+    if problem == "corrupt":
+        assert str(corrupt) in err
+    assert not (tmp_path / "p.npz").exists()
+
+
+def test_uncentred_kspace_and_mask_are_refused(tmp_path, capsys):
+    root = tmp_path / "mat"
+    write_mat_subject(root)
+    kspace = scipy.io.loadmat(root / "K2.mat")["k"]
+    scipy.io.savemat(root / "K2.mat", {"k": np.fft.ifftshift(kspace, axes=(0, 1))})
+    code, _, err = run(capsys, "prepare", "--data", root, "--measured-kspace", "--size", 32, 32, "--quiet", "--out", tmp_path / "p.npz")
+    assert code == 2 and "K2.mat" in err and "centred k-space" in err
+    mask = np.zeros((32, 32))
+    mask[:4, :] = mask[-4:, :] = 1
+    scipy.io.savemat(root / "mask_radial.mat", {"mask": mask})
+    code, _, err = run(capsys, "prepare", "--data", root, "--size", 32, 32, "--quiet", "--out", tmp_path / "p.npz")
+    assert code == 2 and "mask_radial.mat" in err and "centred" in err

@@ -111,9 +111,12 @@ def command_evaluate(args: argparse.Namespace) -> None:
     from lpam.workflows import format_table
 
     metrics = evaluate_checkpoint(args.checkpoint, args.out, args.data, args.split, parse_slices(args.slices),
-                                  mask_spec(args), args.mode, args.name, args.device, progress=not args.quiet)
+                                  mask_spec(args), args.mode, args.name, args.device, progress=not args.quiet,
+                                  mask_file=args.mask_file, coils=args.coils, estimate_maps=args.estimate_maps)
     print(f"{metrics['data']}, {len(metrics['slices'])} slices, mask {metrics['mask']['kind']} "
           f"(achieved rate {metrics['mask']['achieved_rate']:.3f}), mode {metrics['mode']}")
+    if "coils" in metrics:
+        print(f"{metrics['coils']['count']} simulated coils, maps {metrics['coils']['maps']}")
     print(format_table(metrics, list(next(iter(metrics["methods"].values())))))
     print(f"wrote metrics.json and figure.png to {args.out}")
 
@@ -125,7 +128,8 @@ def command_benchmark(args: argparse.Namespace) -> None:
     if args.retrain:
         checkpoints = retrain(args.out, args.masks, args.methods, args.retrain_steps, args.device, not args.quiet)
     metrics = run_benchmark(args.out, args.masks, args.methods, parse_slices(args.slices), args.subset_every,
-                            args.tv_iterations, checkpoints, args.device, progress=not args.quiet)
+                            args.tv_iterations, checkpoints, args.device, progress=not args.quiet,
+                            data=args.data, split=args.split)
     print((Path(args.out) / "results.md").read_text())
     print(f"benchmark finished in {metrics['seconds_total']:.0f} s; wrote results.md, metrics.json and figures to {args.out}")
 
@@ -134,15 +138,28 @@ def command_prepare(args: argparse.Namespace) -> None:
     from lpam.data.datasets import prepare
 
     summary = prepare(args.data, args.out, args.contrasts, tuple(args.size), args.format,
-                      tuple(args.split_fractions), args.min_foreground, progress=not args.quiet)
-    print(f"format {summary['format']}; wrote {args.out}")
+                      tuple(args.split_fractions), args.min_foreground, progress=not args.quiet,
+                      measured_kspace=args.measured_kspace, repetitions=args.repetitions, slice_axis=args.slice_axis)
+    kind = "complex images of the measured k-space" if summary["measured_kspace"] else "magnitudes"
+    print(f"format {summary['format']}; wrote {args.out} ({kind})")
     for split, counts in summary["splits"].items():
         print(f"  {split:<5} {counts['subjects']:>5} subjects {counts['slices']:>7} slices")
     for name, absent in summary["skipped"].items():
         print(f"  skipped {name}: missing {', '.join(absent)}")
+    mask = summary["mask"]
+    if mask is not None:
+        shape = "x".join(map(str, mask["shape"]))
+        if mask["stored"]:
+            print(f"  mask {mask['file']} ({shape}, rate {mask['rate']:.3f}) stored: "
+                  f"lpam evaluate --data {args.out} --mask-file {args.out}")
+        else:
+            print(f"  mask {mask['file']} ({shape}) not stored: it is not on the prepared {args.size[0]}x{args.size[1]} "
+                  "grid (a k-space mask does not survive an image-space crop); prepare with --size "
+                  f"{' '.join(map(str, mask['shape']))} to keep it")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from lpam.physics.coils import MAP_METHODS
     from lpam.physics.masks import MASK_KINDS
 
     parser = argparse.ArgumentParser(prog="lpam", description="LPAM and LPAM-net for joint multi-contrast MRI")
@@ -196,11 +213,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("evaluate", help="evaluate one checkpoint (and zero-filled) on a split or your images")
     p.add_argument("--checkpoint", default=None, help="default: the shipped LPAM-net")
-    p.add_argument("--data", default="embedded", help="'embedded' or a .npy/.npz of images (S, C, H, W) in [0, 1]")
-    p.add_argument("--split", default="test", help="split of the embedded data: train, val, test")
+    p.add_argument("--data", default="embedded",
+                   help="'embedded', a dataset from `lpam prepare`, or a .npy/.npz of images (S, C, H, W) in [0, 1]")
+    p.add_argument("--split", default="test", help="split of the embedded or prepared data: train, val, test")
     p.add_argument("--slices", default=None, help="'start:stop' or comma-separated positions (default: all)")
     add_mask_options(p)
+    p.add_argument("--mask-file", default=None,
+                   help="mask file (.npy .npz .mat, or a prepared dataset holding a mask) instead of --mask")
     p.add_argument("--mode", choices=["plain", "convergent"], default="plain")
+    p.add_argument("--coils", type=int, default=None,
+                   help="simulate k-space from this many coils (simulated maps); compare with RSS and SENSE zero-filled")
+    p.add_argument("--estimate-maps", nargs="?", const="auto", default=None, choices=MAP_METHODS,
+                   help="with --coils: estimate the maps from the calibration region (auto: espirit with sigpy, "
+                        "else lowres) instead of using the simulated ones")
     p.add_argument("--name", default=None, help="method name in metrics.json (default: the checkpoint's stem)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--quiet", action="store_true")
@@ -209,11 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     from lpam.methods import BENCHMARK_MASKS, METHODS
 
-    p = commands.add_parser("benchmark", help="every method and mask on the embedded test slab: tables and figures")
+    p = commands.add_parser("benchmark", help="every method and mask on the embedded test slab or your data: tables and figures")
     p.add_argument("--out", required=True)
+    p.add_argument("--data", default="embedded",
+                   help="'embedded', a dataset from `lpam prepare`, or a .npy/.npz of images (S, C, H, W) in [0, 1]")
+    p.add_argument("--split", default="test", help="split of the embedded or prepared data: train, val, test")
     p.add_argument("--masks", nargs="+", default=list(BENCHMARK_MASKS), choices=list(BENCHMARK_MASKS))
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    p.add_argument("--slices", default=None, help="positions in the test slab (default: all 20)")
+    p.add_argument("--slices", default=None, help="positions in the split (default: all; the embedded test slab has 20)")
     p.add_argument("--subset-every", type=int, default=5,
                    help="masks other than radial-0.20, and the convergent net, run on every N-th slice")
     p.add_argument("--tv-iterations", type=int, default=300)
@@ -225,12 +253,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=command_benchmark)
 
     p = commands.add_parser("prepare", help="pair, select, crop, normalise and split a dataset for train/evaluate")
-    p.add_argument("--data", required=True, help="dataset folder")
-    p.add_argument("--format", default=None, choices=["brats", "bids", "ixi"], help="layout (default: detected)")
+    p.add_argument("--data", required=True, help="dataset folder (or one .npz file)")
+    p.add_argument("--format", default=None, choices=["brats", "bids", "ixi", "h5", "mat", "npz"],
+                   help="layout (default: detected)")
     p.add_argument("--contrasts", nargs="+", default=["T1", "T2"])
     p.add_argument("--size", type=int, nargs=2, default=[160, 180], metavar=("H", "W"))
     p.add_argument("--split-fractions", type=float, nargs=3, default=[0.8, 0.1, 0.1], metavar=("TRAIN", "VAL", "TEST"))
     p.add_argument("--min-foreground", type=float, default=0.1, help="keep slices with at least this foreground fraction")
+    p.add_argument("--measured-kspace", action="store_true",
+                   help="h5 / mat / npz: keep the measured k-space (complex images, nothing re-simulated)")
+    p.add_argument("--repetitions", choices=["average", "first"], default="average",
+                   help="h5: average the repetitions of a contrast (M4Raw T101..T103) or keep the first")
+    p.add_argument("--slice-axis", choices=["first", "last"], default=None,
+                   help="mat / npz: axis of the slices in 3-D stacks (default: last for .mat, first for .npz)")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--out", required=True, help="prepared dataset (.npz)")
     p.set_defaults(handler=command_prepare)

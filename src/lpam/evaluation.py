@@ -12,6 +12,7 @@ import os
 import platform
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -21,15 +22,16 @@ from tqdm import tqdm
 
 from lpam.algorithm.lpam import History
 from lpam.checkpoint import load_checkpoint, load_model
-from lpam.data.embedded import simulate_kspace
+from lpam.data.embedded import simulate_kspace, simulate_multicoil_kspace
 from lpam.data.sources import EvaluationData, load_evaluation_data
 from lpam.io import atomic_path, save_json
 from lpam.metrics import slice_metrics, summarize
 from lpam.methods import BENCHMARK_MASKS, CLASSICAL, LEARNED, METHODS, PRIMARY_MASK
 from lpam.models.lpam_net import count_parameters
-from lpam.physics.masks import MaskSpec
+from lpam.physics.coils import calibration_size, estimate_coil_maps, resolved_map_method, simulate_coil_maps
+from lpam.physics.masks import MaskSpec, load_mask
 from lpam.plotting import convergence_plot, psnr_curves, reconstruction_grid
-from lpam.problem import zero_filled
+from lpam.problem import zero_filled, zero_filled_rss
 from lpam.reconstruction import TVSettings, reconstruct_tv
 from lpam.workflows import branch_counts, history_json, run_network
 
@@ -37,6 +39,7 @@ WEIGHTS = Path(__file__).parent / "weights"
 
 
 Reconstructor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Simulator = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (images, mask) -> k-space
 
 
 @dataclass
@@ -50,14 +53,16 @@ class MethodResult:
 
 
 def evaluate_method(reconstruct: Reconstructor, data: EvaluationData, mask: torch.Tensor,
-                    positions: Sequence[int], show: int | None = None) -> MethodResult:
-    """Reconstruct the slices at ``positions`` from simulated k-space and score every slice."""
+                    positions: Sequence[int], show: int | None = None,
+                    simulate: Simulator = simulate_kspace) -> MethodResult:
+    """Reconstruct the slices at ``positions`` from k-space y = P F x and score every slice against |x|
+    (x complex for measured k-space: then y is the measurement, nothing simulated; SPEC.md section 7)."""
     images = data.images[list(positions)]
-    kspace = simulate_kspace(images, mask)
+    kspace = simulate(images, mask)
     started = time.perf_counter()
     recon = reconstruct(kspace, mask)
     result = MethodResult(seconds=time.perf_counter() - started)
-    magnitudes, truth = recon.abs().numpy(), images.numpy()
+    magnitudes, truth = recon.abs().numpy(), images.abs().numpy()
     for row, position in enumerate(positions):
         result.per_slice[position] = {c: slice_metrics(magnitudes[row, j], truth[row, j])
                                       for j, c in enumerate(data.contrasts)}
@@ -75,6 +80,24 @@ def summary(result: MethodResult, contrasts: Sequence[str], positions: Sequence[
 def network_reconstructor(model: torch.nn.Module, mode: str, history: History | None = None,
                           progress: bool = False) -> Reconstructor:
     return lambda kspace, mask: run_network(model, kspace, mask, mode, history, progress)
+
+
+def multicoil_reconstructors(model: torch.nn.Module, name: str, mode: str, maps: torch.Tensor,
+                             estimate_maps: str | None = None, progress: bool = False) -> dict[str, Reconstructor]:
+    """The methods of `lpam evaluate --coils`: zero-filled coil-combined by root sum of squares and by the
+    maps (SENSE, A^H y), and the model with A_c = P F S_c. The maps are the simulated ``maps``, or, when
+    ``estimate_maps`` names a method of :func:`estimate_coil_maps`, estimated from the calibration region
+    of each slice's sampled k-space (per contrast)."""
+
+    def maps_for(kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return maps if estimate_maps is None else estimate_coil_maps(kspace, mask, estimate_maps)
+
+    return {
+        "zero-filled-rss": zero_filled_rss,
+        "zero-filled-sense": lambda kspace, mask: zero_filled(kspace, mask, maps_for(kspace, mask)),
+        name: lambda kspace, mask: run_network(model, kspace, mask, mode, progress=progress,
+                                               maps=maps_for(kspace, mask)),
+    }
 
 
 def tv_reconstructor(coupling: str, iterations: int, progress: bool = False) -> Reconstructor:
@@ -101,23 +124,45 @@ def evaluate_checkpoint(
     name: str | None = None,
     device: str = "cpu",
     progress: bool = True,
+    mask_file: str | Path | None = None,
+    coils: int | None = None,
+    estimate_maps: str | None = None,
 ) -> dict:
     """`lpam evaluate`: one model (default: the shipped LPAM-net) and zero-filled on any data; writes
-    metrics.json (the schema of `lpam solve` / `lpam demo`) and figure.png into ``out_dir``."""
+    metrics.json (the schema of `lpam solve` / `lpam demo`) and figure.png into ``out_dir``. ``mask_file``
+    (.npy / .npz / .mat, or a prepared dataset holding its ``mask``) replaces the ``mask`` request.
+
+    ``coils``: simulate k-space from ``coils`` coils with :func:`simulate_coil_maps` and compare the model
+    (data terms summed over coils) with zero-filled combined by RSS and by the maps; the maps given to the
+    reconstructions are the simulated ones, or estimated with the method ``estimate_maps``."""
+    if estimate_maps is not None:
+        if coils is None:
+            raise ValueError("estimating coil maps needs multi-coil k-space: give the number of coils too")
+        estimate_maps = resolved_map_method(estimate_maps)
     mask = mask or MaskSpec()
     dataset = load_evaluation_data(data, split, slices)
     model = load_model(checkpoint, map_location=device)
     name = name or (Path(checkpoint).stem if checkpoint is not None else "lpam-net")
-    sampling = mask.build(tuple(dataset.images.shape[-2:]))
+    shape = tuple(dataset.images.shape[-2:])
+    if mask_file is not None:
+        sampling = torch.from_numpy(load_mask(mask_file, shape=shape))
+        described, label = {"kind": "file", "file": str(mask_file)}, Path(mask_file).name
+    else:
+        sampling, described, label = mask.build(shape), mask.describe(), mask.label()
     positions = list(range(dataset.images.shape[0]))
     show = positions[len(positions) // 2]
-    results = {
-        "zero-filled": evaluate_method(zero_filled, dataset, sampling, positions, show),
-        name: evaluate_method(network_reconstructor(model, mode, progress=progress), dataset, sampling, positions, show),
-    }
+    if coils is None:
+        simulate: Simulator = simulate_kspace
+        reconstructors = {"zero-filled": zero_filled, name: network_reconstructor(model, mode, progress=progress)}
+    else:
+        maps = simulate_coil_maps(coils, shape)
+        simulate = partial(simulate_multicoil_kspace, maps=maps)
+        reconstructors = multicoil_reconstructors(model, name, mode, maps, estimate_maps, progress)
+    results = {method: evaluate_method(reconstruct, dataset, sampling, positions, show, simulate)
+               for method, reconstruct in reconstructors.items()}
     metrics = {
         "methods": {method: summary(result, dataset.contrasts) for method, result in results.items()},
-        "mask": {**mask.describe(), "achieved_rate": float(sampling.float().mean())},
+        "mask": {**described, "achieved_rate": float(sampling.float().mean())},
         "slices": dataset.slice_ids,
         "data": dataset.source,
         "mode": mode,
@@ -125,10 +170,14 @@ def evaluate_checkpoint(
         "params": {name: count_parameters(model)},
         "seconds_per_pair": {method: r.seconds / len(positions) for method, r in results.items()},
     }
+    if coils is not None:
+        metrics["coils"] = {"count": coils, "maps": "simulated" if estimate_maps is None else
+                            f"estimated ({estimate_maps}) from the calibration region "
+                            f"{'x'.join(map(str, calibration_size(sampling)))}"}
     out = Path(out_dir)
     save_json(metrics, out / "metrics.json")
-    reconstruction_grid(dataset.images[show].numpy(), {m: r.shown for m, r in results.items()}, dataset.contrasts,
-                        out / "figure.png", title=f"{dataset.source}, slice {dataset.slice_ids[show]}, {mask.label()}")
+    reconstruction_grid(dataset.images[show].abs().numpy(), {m: r.shown for m, r in results.items()}, dataset.contrasts,
+                        out / "figure.png", title=f"{dataset.source}, slice {dataset.slice_ids[show]}, {label}")
     return metrics
 
 
@@ -174,11 +223,14 @@ def run_benchmark(
     checkpoints: dict[tuple[str, str], str | Path] | None = None,
     device: str = "cpu",
     progress: bool = True,
+    data: str = "embedded",
+    split: str = "test",
 ) -> dict:
-    """`lpam benchmark`: every method on the embedded test slab for each mask. The primary mask
-    (radial 20%) runs on all selected slices; the other masks and the (10x slower) convergent net run on
-    every ``subset_every``-th of them (SPEC.md section 7). ``checkpoints`` maps (method, mask label) to a
-    checkpoint that replaces the shipped weights (see :func:`retrain`)."""
+    """`lpam benchmark`: every method for each mask on ``data`` (the embedded slabs, a prepared dataset or
+    an image file, as :func:`lpam.data.sources.load_evaluation_data`; ``split`` of the first two). The
+    primary mask (radial 20%) runs on all selected slices; the other masks and the (10x slower) convergent
+    net run on every ``subset_every``-th of them (SPEC.md section 7). ``checkpoints`` maps (method, mask
+    label) to a checkpoint that replaces the shipped weights (see :func:`retrain`)."""
     unknown = [m for m in masks if m not in BENCHMARK_MASKS] + [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown mask(s) or method(s) {unknown}; masks: {', '.join(BENCHMARK_MASKS)}; "
@@ -186,8 +238,8 @@ def run_benchmark(
     if subset_every < 1:
         raise ValueError(f"subset_every must be >= 1, got {subset_every}")
     started_all = time.perf_counter()
-    data = load_evaluation_data("embedded", "test", slices)
-    full = list(range(data.images.shape[0]))
+    dataset = load_evaluation_data(data, split, slices)
+    full = list(range(dataset.images.shape[0]))
     subset = full[::subset_every]
     show = subset[len(subset) // 2]
     params, trained_on, loaded = {m: 0 for m in CLASSICAL}, {}, {}
@@ -207,7 +259,7 @@ def run_benchmark(
     bar = tqdm(jobs, desc="benchmark", disable=not progress, dynamic_ncols=True)
     for mask_label, method in bar:
         bar.set_postfix(mask=mask_label, method=method)
-        sampling = BENCHMARK_MASKS[mask_label].build(tuple(data.images.shape[-2:]))
+        sampling = BENCHMARK_MASKS[mask_label].build(tuple(dataset.images.shape[-2:]))
         achieved[mask_label] = float(sampling.float().mean())
         positions = full if mask_label == PRIMARY_MASK and method != "lpam-net-convergent" else subset
         if method == "zero-filled":
@@ -217,17 +269,17 @@ def run_benchmark(
         else:
             history = History() if LEARNED[method].mode == "convergent" else None
             reconstruct = network_reconstructor(model_for(method, mask_label), LEARNED[method].mode, history)
-        results[method][mask_label] = evaluate_method(reconstruct, data, sampling, positions, show)
+        results[method][mask_label] = evaluate_method(reconstruct, dataset, sampling, positions, show)
         if method in LEARNED and LEARNED[method].mode == "convergent":
             results[method][mask_label].history = history
     bar.close()
     metrics = {
-        "methods": {m: {k: summary(r, data.contrasts) for k, r in per.items()} for m, per in results.items()},
-        "subset_methods": {m: {k: summary(r, data.contrasts, subset) for k, r in per.items()} for m, per in results.items()},
+        "methods": {m: {k: summary(r, dataset.contrasts) for k, r in per.items()} for m, per in results.items()},
+        "subset_methods": {m: {k: summary(r, dataset.contrasts, subset) for k, r in per.items()} for m, per in results.items()},
         "params": params,
         "seconds_per_pair": {m: {k: r.seconds / len(r.per_slice) for k, r in per.items()} for m, per in results.items()},
         "masks": {k: {**BENCHMARK_MASKS[k].describe(), "achieved_rate": achieved[k]} for k in masks},
-        "slices": {"all": [data.slice_ids[p] for p in full], "subset": [data.slice_ids[p] for p in subset]},
+        "slices": {"all": [dataset.slice_ids[p] for p in full], "subset": [dataset.slice_ids[p] for p in subset]},
         "evaluated_on": {m: {k: "all" if len(r.per_slice) == len(full) else "subset" for k, r in per.items()}
                          for m, per in results.items()},
         "trained_on": trained_on,
@@ -238,9 +290,12 @@ def run_benchmark(
     metrics["seconds_total"] = round(time.perf_counter() - started_all, 1)
     out = Path(out_dir)
     notes = [
-        f"Embedded ICBM test slab; {PRIMARY_MASK} on all {len(full)} slices (axial {data.slice_ids[0]}-"
-        f"{data.slice_ids[-1]}); the other masks and lpam-net-convergent (‡) on the fixed subset of every "
-        f"{subset_every}th slice (axial {', '.join(str(data.slice_ids[p]) for p in subset)}) to stay within time.",
+        f"Data {dataset.source}"
+        + (" (the embedded ICBM slab)" if dataset.source.startswith("embedded") else "")
+        + (", measured k-space" if dataset.measured else ", k-space simulated from the magnitudes")
+        + f"; {PRIMARY_MASK} on all {len(full)} slices ({dataset.slice_ids[0]}-{dataset.slice_ids[-1]}); the other masks "
+        f"and lpam-net-convergent (‡) on the fixed subset of every {subset_every}th slice "
+        f"({', '.join(str(dataset.slice_ids[p]) for p in subset)}) to stay within time.",
         "† a learned model applied to a mask it was not trained on (the shipped models are trained on radial 20%; "
         "`lpam benchmark --retrain` trains one per mask).",
         f"TV: {tv_iterations} LPAM iterations, lam {TVSettings.lam} chosen on the validation slab at radial 20%.",
@@ -248,19 +303,19 @@ def run_benchmark(
         f"Machine: {metrics['machine']}; whole run {metrics['seconds_total']:.0f} s.",
     ]
     with atomic_path(out / "results.md") as tmp:
-        tmp.write_text(results_markdown(metrics, data.contrasts, notes))
+        tmp.write_text(results_markdown(metrics, dataset.contrasts, notes))
     save_json(metrics, out / "metrics.json")
     for mask_label in masks:
         shown = {m: results[m][mask_label].shown for m in methods if m != "lpam-net-convergent"}
-        reconstruction_grid(data.images[show].numpy(), shown, data.contrasts, out / f"grid_{mask_label}.png",
-                            title=f"test slice {data.slice_ids[show]}, {mask_label}")
-    psnr_curves(metrics["subset_methods"], metrics["masks"], data.contrasts, out / "psnr_vs_rate.png",
-                title=f"PSNR vs sampling rate (test subset, {len(subset)} slices)")
+        reconstruction_grid(dataset.images[show].abs().numpy(), shown, dataset.contrasts, out / f"grid_{mask_label}.png",
+                            title=f"{dataset.source} slice {dataset.slice_ids[show]}, {mask_label}")
+    psnr_curves(metrics["subset_methods"], metrics["masks"], dataset.contrasts, out / "psnr_vs_rate.png",
+                title=f"PSNR vs sampling rate ({dataset.source} subset, {len(subset)} slices)")
     for mask_label, result in results.get("lpam-net-convergent", {}).items():
         if mask_label == PRIMARY_MASK or PRIMARY_MASK not in masks:
             convergence_plot(result.history.per_sample(0), out / "convergent_phases.png", xlabel="phase",
-                             title=f"lpam-net convergent mode, {mask_label}, slice {data.slice_ids[subset[0]]}")
-            save_json(history_json(result.history, [data.slice_ids[p] for p in subset]), out / "history_convergent.json")
+                             title=f"lpam-net convergent mode, {mask_label}, slice {dataset.slice_ids[subset[0]]}")
+            save_json(history_json(result.history, [dataset.slice_ids[p] for p in subset]), out / "history_convergent.json")
             break
     return metrics
 

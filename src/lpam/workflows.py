@@ -84,14 +84,19 @@ def solve_embedded(
 
 @torch.no_grad()
 def run_network(model: LPAMNet, kspace: torch.Tensor, mask: torch.Tensor, mode: str = "plain",
-                history: History | None = None, progress: bool = False) -> torch.Tensor:
-    """LPAM-net slice by slice (batch 1 keeps memory flat) on the model's device; results on the CPU."""
+                history: History | None = None, progress: bool = False,
+                maps: torch.Tensor | None = None) -> torch.Tensor:
+    """LPAM-net slice by slice (batch 1 keeps memory flat) on the model's device; results on the CPU.
+    Multi-coil k-space (S, C, Nc, H, W) comes with coil ``maps``: (Nc, H, W) for every slice, or one set per
+    slice, (S, Nc, H, W) or (S, C, Nc, H, W)."""
     device = next(model.parameters()).device
     mask = mask.to(device)
     outputs = []
     for i in tqdm(range(kspace.shape[0]), desc=f"LPAM-net ({mode})", disable=not progress, dynamic_ncols=True):
         sample_history = None if history is None else History()
-        outputs.append(model(kspace[i : i + 1].to(device), mask, mode=mode, history=sample_history).cpu())
+        sample_maps = None if maps is None else (maps[i : i + 1] if maps.ndim > 3 else maps).to(device)
+        outputs.append(model(kspace[i : i + 1].to(device), mask, mode=mode, history=sample_history,
+                             maps=sample_maps).cpu())
         if history is not None:
             history.add_samples(sample_history)
     return torch.cat(outputs)

@@ -1,12 +1,40 @@
-"""Readers for public dataset layouts and `lpam prepare` (SPEC.md section 6).
+"""Readers for public dataset layouts and `lpam prepare` (SPEC.md sections 6 and 7).
 
-Layouts done so far (NIfTI, read with nibabel; slices along the volume's last axis):
+NIfTI layouts (read with nibabel; slices along the volume's last axis):
 * ``brats``: one folder per subject with ``<id>_t1/t1ce/t2/flair.nii.gz`` (BraTS 2018-2021) or
   ``<id>-t1n/t1c/t2w/t2f.nii.gz`` (BraTS 2023);
 * ``bids``: ``sub-*/[ses-*/]anat/*_T1w/_T2w/_FLAIR/_PDw.nii[.gz]``;
 * ``ixi``: flat ``IXI<nnn>-<site>-<nnnn>-<T1|T2|PD>.nii.gz``, paired by the subject prefix; the contrasts
   are resampled (trilinear, nibabel.processing) onto the T2 grid (the first contrast's without T2).
-Contrast names: T1, T1CE, T2, FLAIR, PD.
+Array layouts (k-space is centred, DC in the middle, as F of SPEC.md section 5):
+* ``h5`` (fastMRI / M4Raw HDF5, found recursively): ``kspace`` (slices, coils, H, W) or (slices, H, W)
+  complex, ``reconstruction_rss`` / ``reconstruction_esc`` (slices, h, w). Subject and contrast come from
+  the file name: M4Raw ``<subject>_<T1|T2|FLAIR|PD><rep>.h5`` (``2022061003_T101.h5``), fastMRI
+  ``file_brain_<AXT1|AXT1PRE|AXT1POST|AXT2|AXFLAIR>_<rest>.h5`` (subject ``file_brain_<rest>``), or, for
+  other names, ``attrs['acquisition']`` with the file's folder as the subject. Pairing is by subject
+  name only: public fastMRI brain files are single-contrast scans with distinct ids, so they pair only
+  when renamed ``<subject>_<contrast>.h5``. Several files of one subject and contrast are repetitions
+  (M4Raw T101..T103): by default their images are averaged (``repetitions="average"``: magnitudes, or
+  complex images with measured k-space, i.e. NEX averaging), ``"first"`` keeps the first by name.
+  Target: ``reconstruction_rss``, else ``reconstruction_esc``, else the RSS of the k-space.
+* ``mat`` (the layout of the published LPAM code): ``T1.mat``, ``T2.mat`` (any of T1, T1CE, T2, FLAIR,
+  PD) holding an image stack (real or complex; magnitudes are used), optional ``K1.mat`` / ``K2.mat``
+  (k-space of T1 / T2; ``K_<contrast>.mat`` for others), one folder per subject or one flat folder (one
+  subject); an optional ``mask*.mat`` in the dataset folder is stored in the prepared file when its shape
+  is the prepared size (else reported). Stacks are (H, W, S), slices last (MATLAB order).
+* ``npz``: a folder of .npz files (or one .npz), one subject each, one array per contrast under its name
+  (``T1``, ``T2``, ``FLAIR``...; case ignored) and optional k-space ``K_<contrast>`` (or ``K1``/``K2``);
+  stacks are (S, H, W), slices first (numpy order).
+A 2-D array is one slice; ``slice_axis`` ("first" / "last", CLI ``--slice-axis``) overrides the .mat / .npz
+convention. Contrast names: T1, T1CE, T2, FLAIR, PD.
+
+Measured k-space (``measured_kspace=True``, CLI ``--measured-kspace``; h5, mat and npz): instead of a
+magnitude target (from which training re-simulates single-coil k-space with a random phase), prepare
+keeps x = F^H y, the complex image of the measured k-space, cropped in image space and scaled like the
+magnitudes but not clipped; training and evaluation then use F x (exact when nothing is cropped, the
+measurement restricted to the field of view otherwise) and |x| as the target, re-simulating nothing.
+Multi-coil k-space is combined into one virtual coil (:func:`combine_coils`) until multi-coil physics
+exists (SPEC.md section 7).
 
 prepare: pair the contrasts of each subject; keep slices whose foreground (in the first contrast, after
 scaling: pixels above 0.05) covers at least ``min_foreground`` of the slice; centre crop /
@@ -24,24 +52,47 @@ from typing import Sequence
 
 import nibabel
 import numpy as np
+import torch
 from tqdm import tqdm
 
+from lpam.data.files import read_array
 from lpam.data.prepared import SPLITS, save_prepared
+from lpam.physics.fourier import ifft2c
+from lpam.physics.masks import load_mask
 
-FORMATS = ("brats", "bids", "ixi")
+FORMATS = ("brats", "bids", "ixi", "h5", "mat", "npz")
+KSPACE_FORMATS = ("h5", "mat", "npz")
+CONTRASTS = ("T1", "T1CE", "T2", "FLAIR", "PD")
 BRATS_NAMES = {"T1": ("t1", "t1n"), "T1CE": ("t1ce", "t1c"), "T2": ("t2", "t2w"), "FLAIR": ("flair", "t2f")}
 BIDS_SUFFIXES = {"T1": "T1w", "T2": "T2w", "FLAIR": "FLAIR", "PD": "PDw"}
 IXI_CONTRASTS = ("T1", "T2", "PD")
 NIFTI = re.compile(r"\.nii(\.gz)?$")
 IXI_FILE = re.compile(r"^(IXI\d+-[A-Za-z]+-\d+)-(T1|T2|PD)\.nii(\.gz)?$")
+M4RAW_FILE = re.compile(r"^(?P<subject>.+?)_(?P<contrast>T1CE|T1|T2|FLAIR|PD)(?P<repetition>\d*)$", re.IGNORECASE)
+FASTMRI_FILE = re.compile(r"^file_brain_(?P<acquisition>AX[A-Z0-9]+)_(?P<rest>.+)$")
+FASTMRI_ACQUISITIONS = {"AXT1": "T1", "AXT1PRE": "T1", "AXT1POST": "T1CE", "AXT2": "T2", "AXFLAIR": "FLAIR"}
+KSPACE_NAME = re.compile(r"^K(?:_(?P<contrast>[A-Z0-9]+)|(?P<number>[12]))$", re.IGNORECASE)
+H5_TARGETS = ("reconstruction_rss", "reconstruction_esc")
+SLICE_AXES = {"mat": "last", "npz": "first"}
+LAYOUT_HINTS = {
+    "brats": "subject folders with <id>_t1/_t2... .nii.gz",
+    "bids": "sub-*/anat/*_T1w.nii.gz ...",
+    "ixi": "IXI<id>-<site>-<nnnn>-T1/T2/PD.nii.gz",
+    "h5": "<subject>_<contrast>[<rep>].h5 (M4Raw), file_brain_<ACQ>_<id>.h5 (fastMRI) or attrs['acquisition']",
+    "mat": "T1.mat, T2.mat (optional K1.mat, K2.mat) in one folder or one folder per subject",
+    "npz": ".npz files with one array per contrast (keys T1, T2, ...)",
+}
 
 
 @dataclass
 class Subject:
-    """One subject (or session) with one file per found contrast."""
+    """One subject (or session): one file per found contrast; for h5 every repetition of a contrast
+    (``files[c]`` is the first); for mat / npz the files holding k-space per contrast."""
 
     name: str
     files: dict[str, Path] = field(default_factory=dict)
+    repetitions: dict[str, list[Path]] = field(default_factory=dict)
+    kspace: dict[str, Path] = field(default_factory=dict)
 
 
 def _nifti_files(folder: Path) -> list[Path]:
@@ -86,40 +137,145 @@ def _ixi_subjects(root: Path) -> list[Subject]:
     return [subjects[name] for name in sorted(subjects)]
 
 
-READERS = {"brats": _brats_subjects, "bids": _bids_subjects, "ixi": _ixi_subjects}
+def _h5_acquisition(path: Path) -> str | None:
+    """``attrs['acquisition']`` of an HDF5 file (None when absent or unreadable)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            value = handle.attrs.get("acquisition")
+    except Exception:  # unreadable files are not identified here; named files fail with a clear error on reading
+        return None
+    return value.decode() if isinstance(value, bytes) else None if value is None else str(value)
+
+
+def _h5_identity(path: Path, root: Path) -> tuple[str, str] | None:
+    """(subject, contrast) of an HDF5 file from its M4Raw / fastMRI name, else from attrs['acquisition']
+    with the file's folder as the subject."""
+    fastmri = FASTMRI_FILE.match(path.stem)
+    if fastmri:
+        contrast = FASTMRI_ACQUISITIONS.get(fastmri["acquisition"])
+        return (f"file_brain_{fastmri['rest']}", contrast) if contrast else None
+    m4raw = M4RAW_FILE.match(path.stem)
+    if m4raw:
+        return m4raw["subject"], m4raw["contrast"].upper()
+    contrast = FASTMRI_ACQUISITIONS.get(_h5_acquisition(path) or "")
+    folder = root.name if path.parent == root else str(path.parent.relative_to(root))
+    return (folder, contrast) if contrast else None
+
+
+def _h5_subjects(root: Path) -> list[Subject]:
+    subjects: dict[str, Subject] = {}
+    for path in sorted(root.rglob("*.h5")):
+        identity = _h5_identity(path, root)
+        if identity:
+            subject = subjects.setdefault(identity[0], Subject(identity[0]))
+            subject.repetitions.setdefault(identity[1], []).append(path)
+            subject.files.setdefault(identity[1], path)
+    return [subjects[name] for name in sorted(subjects)]
+
+
+def _kspace_contrast(name: str) -> str | None:
+    """The contrast whose k-space a file / key holds: K1 -> T1, K2 -> T2, K_<contrast> -> contrast."""
+    match = KSPACE_NAME.match(name)
+    if not match:
+        return None
+    contrast = {"1": "T1", "2": "T2"}[match["number"]] if match["number"] else match["contrast"].upper()
+    return contrast if contrast in CONTRASTS else None
+
+
+def _mat_subjects(root: Path) -> list[Subject]:
+    subjects = []
+    for folder in [root, *sorted(p for p in root.iterdir() if p.is_dir())]:
+        subject = Subject(folder.name)
+        for path in sorted(folder.glob("*.mat")):
+            if path.stem.upper() in CONTRASTS:
+                subject.files[path.stem.upper()] = path
+            elif _kspace_contrast(path.stem):
+                subject.kspace[_kspace_contrast(path.stem)] = path
+        if subject.files or subject.kspace:
+            subjects.append(subject)
+    return subjects
+
+
+def _npz_keys(path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """{contrast: key} of the images and of the k-space held in one subject's .npz."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            keys = list(archive.files)
+    except Exception as error:  # zipfile / OSError for truncated or foreign files
+        raise ValueError(f"{path}: cannot be read as .npz (corrupt or truncated?): {error}") from error
+    images = {key.upper(): key for key in keys if key.upper() in CONTRASTS}
+    kspace = {_kspace_contrast(key): key for key in keys if _kspace_contrast(key)}
+    return images, kspace
+
+
+def _npz_subjects(root: Path) -> list[Subject]:
+    subjects = []
+    for path in [root] if root.is_file() else sorted(root.glob("*.npz")):
+        images, kspace = _npz_keys(path)
+        if images or kspace:
+            subjects.append(Subject(path.stem, {c: path for c in images}, kspace={c: path for c in kspace}))
+    return subjects
+
+
+READERS = {"brats": _brats_subjects, "bids": _bids_subjects, "ixi": _ixi_subjects, "h5": _h5_subjects,
+           "mat": _mat_subjects, "npz": _npz_subjects}
 
 
 def detect_format(root: Path) -> str:
-    """``bids`` when sub-* folders exist, ``ixi`` for flat IXI file names, ``brats`` when subject folders
-    hold BraTS file names."""
-    if any(root.glob("sub-*/anat")) or any(root.glob("sub-*/ses-*/anat")):
+    """``npz`` for one .npz file; for a folder: ``bids`` when sub-* folders exist, ``ixi`` for flat IXI
+    file names, ``brats`` when subject folders hold BraTS file names, ``h5`` for recognised HDF5 files,
+    ``mat`` for T1.mat-style files, ``npz`` for .npz files holding contrast arrays."""
+    if root.is_file():
+        if root.suffix == ".npz":
+            return "npz"
+    elif any(root.glob("sub-*/anat")) or any(root.glob("sub-*/ses-*/anat")):
         return "bids"
-    if _ixi_subjects(root):
-        return "ixi"
-    if _brats_subjects(root):
-        return "brats"
+    else:
+        for data_format in ("ixi", "brats", "h5", "mat", "npz"):
+            if READERS[data_format](root):
+                return data_format
     raise ValueError(f"{root}: unknown dataset layout; pass --format (one of {', '.join(FORMATS)})")
 
 
-def find_subjects(root: str | Path, data_format: str | None, contrasts: Sequence[str]) -> tuple[list[Subject], dict[str, list[str]], str]:
-    """Subjects having every requested contrast, the others with their missing contrasts, and the format."""
+def find_subjects(root: str | Path, data_format: str | None, contrasts: Sequence[str],
+                  measured_kspace: bool = False) -> tuple[list[Subject], dict[str, list[str]], str]:
+    """Subjects having every requested contrast (with ``measured_kspace``, the k-space of each for mat /
+    npz), the others with what they miss, and the format."""
     root = Path(root)
-    if not root.is_dir():
+    if root.is_file() and root.suffix == ".npz":
+        if data_format not in (None, "npz"):
+            raise ValueError(f"{root} is one .npz file: use --format npz or pass a dataset folder")
+    elif not root.is_dir():
         raise FileNotFoundError(f"dataset folder not found: {root}")
-    if not any(root.iterdir()):
+    elif not any(root.iterdir()):
         raise ValueError(f"dataset folder is empty: {root}")
     data_format = data_format or detect_format(root)
     if data_format not in FORMATS:
         raise ValueError(f"unknown --format {data_format!r}; choose one of {', '.join(FORMATS)}")
-    known = {"brats": BRATS_NAMES, "bids": BIDS_SUFFIXES, "ixi": IXI_CONTRASTS}[data_format]
+    if measured_kspace and data_format not in KSPACE_FORMATS:
+        raise ValueError(f"--measured-kspace needs k-space, which the {data_format} layout does not hold; "
+                         f"use one of {', '.join(KSPACE_FORMATS)}")
+    known = {"brats": BRATS_NAMES, "bids": BIDS_SUFFIXES, "ixi": IXI_CONTRASTS}.get(data_format, CONTRASTS)
     unknown = [c for c in contrasts if c not in known]
     if unknown:
         raise ValueError(f"contrast(s) {unknown} do not exist in the {data_format} layout; use {', '.join(known)}")
     found = READERS[data_format](root)
-    complete = [s for s in found if all(c in s.files for c in contrasts)]
-    missing = {s.name: [c for c in contrasts if c not in s.files] for s in found if s not in complete}
+    if not found:
+        raise ValueError(f"{root}: found no {data_format} dataset files; expected {LAYOUT_HINTS[data_format]}")
+    in_files = measured_kspace and data_format in ("mat", "npz")
+
+    def absent(subject: Subject) -> list[str]:
+        if in_files:
+            return [f"{c} k-space" for c in contrasts if c not in subject.kspace]
+        return [c for c in contrasts if c not in subject.files and c not in subject.kspace]
+
+    complete = [s for s in found if not absent(s)]
+    missing = {s.name: absent(s) for s in found if absent(s)}
     if not complete:
-        raise ValueError(f"{root}: no subject has all of {', '.join(contrasts)} in the {data_format} layout")
+        wanted = ", ".join(contrasts) + (" (with k-space)" if in_files else "")
+        raise ValueError(f"{root}: no subject has all of {wanted} in the {data_format} layout")
     return complete, missing, data_format
 
 
@@ -155,6 +311,135 @@ def read_volume(path: Path, onto: Path | None = None) -> np.ndarray:
     return volume
 
 
+def _inverse_fourier(kspace: np.ndarray) -> np.ndarray:
+    """F^H y over the last two axes (lpam.physics.fourier.ifft2c), complex64."""
+    return ifft2c(torch.from_numpy(np.ascontiguousarray(kspace, dtype=np.complex64))).numpy()
+
+
+def combine_coils(kspace: np.ndarray, calibration: int = 24) -> np.ndarray:
+    """One complex image per slice from multi-coil k-space (S, coils, H, W): x = sum_c conj(s_c) F^H y_c
+    with sensitivities s_c = l_c / sqrt(sum_c' |l_c'|^2), l_c the coil images of the central ``calibration``
+    x ``calibration`` block of k-space (Hann window). sum_c |s_c|^2 = 1, so |x| is close to the RSS image,
+    and F x is a virtual coil: a linear function of the measured k-space, nothing re-simulated."""
+    coil_images = torch.from_numpy(_inverse_fourier(kspace))
+    height, width = kspace.shape[-2:]
+    window = torch.zeros(height, width)
+    rows, columns = min(calibration, height), min(calibration, width)
+    top, left = height // 2 - rows // 2, width // 2 - columns // 2  # DC sits at (H // 2, W // 2)
+    window[top : top + rows, left : left + columns] = torch.outer(torch.hann_window(rows, periodic=False),
+                                                                  torch.hann_window(columns, periodic=False))
+    low = torch.from_numpy(_inverse_fourier(kspace * window.numpy()))
+    norm = low.abs().square().sum(1, keepdim=True).sqrt()
+    sensitivities = low / norm.clamp_min(1e-6 * float(norm.max()) + 1e-30)
+    return (sensitivities.conj() * coil_images).sum(1).numpy()
+
+
+def image_from_kspace(kspace: np.ndarray, measured: bool) -> np.ndarray:
+    """(S, H, W) from centred k-space (S, H, W) or (S, coils, H, W): with ``measured`` the complex image
+    F^H y (coils combined by :func:`combine_coils`), else its magnitude (root-sum-of-squares over coils)."""
+    if kspace.ndim == 4:
+        if measured:
+            return combine_coils(kspace)
+        return np.sqrt(np.square(np.abs(_inverse_fourier(kspace))).sum(1))
+    image = _inverse_fourier(kspace)
+    return image if measured else np.abs(image)
+
+
+def _read_h5(path: Path, measured: bool) -> np.ndarray:
+    """(S, H, W) of one fastMRI / M4Raw file: the complex image of ``kspace`` when ``measured``, else the
+    magnitude target (``reconstruction_rss``, ``reconstruction_esc`` or the RSS of ``kspace``)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            key = next((k for k in H5_TARGETS if k in handle and not measured), "kspace")
+            if key not in handle:
+                raise ValueError(f"{path}: holds none of {', '.join(H5_TARGETS)} or kspace (keys: {', '.join(handle)})")
+            array = np.asarray(handle[key][()])
+    except Exception as error:  # h5py raises OSError, KeyError... for truncated or foreign files
+        if isinstance(error, ValueError) and str(path) in str(error):
+            raise
+        raise ValueError(f"{path}: cannot be read as HDF5 (corrupt or truncated?): {error}") from error
+    expected = (3, 4) if key == "kspace" else (3,)
+    if array.ndim not in expected:
+        raise ValueError(f"{path}: '{key}' should have {' or '.join(map(str, expected))} dimensions "
+                         f"(slices, [coils,] H, W), got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{path}: '{key}' contains NaN or infinite values")
+    return image_from_kspace(array, measured) if key == "kspace" else array.astype(np.float32)
+
+
+def _read_stack(path: Path, key: str, slice_axis: str) -> np.ndarray:
+    """A 2-D slice or 3-D stack from a .mat / .npz file as (S, H, W), slices on ``slice_axis``."""
+    array = read_array(path, preferred=(key,))
+    if array.ndim not in (2, 3):
+        raise ValueError(f"{path}: expected a 2-D slice or a 3-D stack ({key}), got shape {array.shape}")
+    return array[None] if array.ndim == 2 else np.moveaxis(array, -1, 0) if slice_axis == "last" else array
+
+
+def _check_centred(kspace: np.ndarray, path: Path) -> None:
+    """Measured k-space must be centred (its energy peak near the middle), as F of SPEC.md section 5."""
+    energy = np.abs(kspace).reshape(-1, *kspace.shape[-2:]).sum(0)
+    peak = np.unravel_index(int(np.argmax(energy)), energy.shape)
+    if all(abs(p - n // 2) > n // 4 for p, n in zip(peak, energy.shape)):
+        raise ValueError(f"{path}: the k-space peak lies at {tuple(int(p) for p in peak)}, not near the centre: "
+                         "store centred k-space (numpy.fft.fftshift over the last two axes)")
+
+
+def _array_volume(subject: Subject, contrast: str, data_format: str, measured: bool, slice_axis: str) -> np.ndarray:
+    """(S, H, W) of one contrast of a mat / npz subject: the complex image of its k-space when ``measured``,
+    else the magnitude of its image (or of its k-space's image when it has none)."""
+    def key(path: Path, kspace: bool) -> str:
+        if data_format == "npz":
+            return _npz_keys(path)[1 if kspace else 0][contrast]
+        return path.stem
+
+    if measured or contrast not in subject.files:
+        path = subject.kspace[contrast]
+        kspace = _read_stack(path, key(path, True), slice_axis)
+        _check_centred(kspace, path)
+        return image_from_kspace(kspace, measured)
+    path = subject.files[contrast]
+    return np.abs(_read_stack(path, key(path, False), slice_axis)).astype(np.float32)
+
+
+def load_volumes(subject: Subject, contrasts: Sequence[str], data_format: str, measured: bool = False,
+                 repetitions: str = "average", slice_axis: str | None = None) -> list[np.ndarray]:
+    """One (S, H, W) volume per contrast, slices first: magnitudes (float32), or with ``measured`` complex
+    images of the measured k-space. Errors name the file: unreadable, wrong shape, or grids that differ."""
+    if data_format in ("brats", "bids", "ixi"):
+        reference = None
+        if data_format == "ixi":
+            reference = subject.files["T2"] if "T2" in contrasts else subject.files[contrasts[0]]
+        volumes = [np.moveaxis(read_volume(subject.files[c], onto=reference), -1, 0) for c in contrasts]
+    elif data_format == "h5":
+        volumes = []
+        for contrast in contrasts:
+            paths = subject.repetitions[contrast] if repetitions == "average" else subject.repetitions[contrast][:1]
+            scans = [_read_h5(path, measured) for path in paths]
+            for path, scan in zip(paths[1:], scans[1:]):
+                if scan.shape != scans[0].shape:
+                    raise ValueError(f"{path}: shape {scan.shape} differs from the repetition {paths[0]} {scans[0].shape}")
+            volumes.append(np.mean(scans, axis=0) if len(scans) > 1 else scans[0])
+    else:
+        axis = slice_axis or SLICE_AXES[data_format]
+        volumes = [_array_volume(subject, c, data_format, measured, axis) for c in contrasts]
+    for contrast, volume in zip(contrasts[1:], volumes[1:]):
+        if volume.shape != volumes[0].shape:
+            first = subject.files.get(contrasts[0]) or subject.kspace[contrasts[0]]
+            raise ValueError(f"{subject.files.get(contrast) or subject.kspace[contrast]}: grid {volume.shape} "
+                             f"differs from {first} {volumes[0].shape}; register / resample first")
+    return volumes
+
+
+def dataset_mask(root: Path) -> Path | None:
+    """The sampling mask of a .mat dataset: the one ``mask*.mat`` file in its folder (None if there is none)."""
+    masks = sorted(p for p in root.glob("*.mat") if p.stem.lower().startswith("mask"))
+    if len(masks) > 1:
+        raise ValueError(f"{root}: several mask files ({', '.join(p.name for p in masks)}); keep one")
+    return masks[0] if masks else None
+
+
 def crop_or_pad(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Centre crop / zero-pad the last two axes to ``size``."""
     out = np.zeros(image.shape[:-2] + tuple(size), dtype=image.dtype)
@@ -173,13 +458,18 @@ def crop_or_pad(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def normalise(volume: np.ndarray) -> np.ndarray:
-    """Scale to [0, 1] by the 99.9th percentile inside the foreground (voxels above 5% of it), clipped."""
-    positive = volume[volume > 0]
+    """Scale to [0, 1] by the 99.9th percentile of |volume| inside the foreground (voxels above 5% of it).
+    Magnitudes are clipped at 1; complex images (measured k-space) are only scaled, so F x stays the
+    scaled measurement."""
+    magnitude = np.abs(volume) if np.iscomplexobj(volume) else volume
+    positive = magnitude[magnitude > 0]
     if positive.size == 0:
         raise ValueError("the volume is empty (no positive voxel)")
     top = np.percentile(positive, 99.9)
-    foreground = volume[volume > 0.05 * top]
+    foreground = magnitude[magnitude > 0.05 * top]
     scale = np.percentile(foreground, 99.9) if foreground.size else top
+    if np.iscomplexobj(volume):
+        return (volume / scale).astype(np.complex64)
     return np.clip(volume / scale, 0.0, 1.0).astype(np.float32)
 
 
@@ -197,40 +487,57 @@ def subject_splits(names: Sequence[str], fractions: tuple[float, float, float]) 
 
 def prepare(root: str | Path, out: str | Path, contrasts: Sequence[str] = ("T1", "T2"), size: tuple[int, int] = (160, 180),
             data_format: str | None = None, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-            min_foreground: float = 0.1, progress: bool = True) -> dict:
+            min_foreground: float = 0.1, progress: bool = True, measured_kspace: bool = False,
+            repetitions: str = "average", slice_axis: str | None = None) -> dict:
     """`lpam prepare`: read, pair, select, crop, normalise and split; writes ``out`` (.npz) and returns a
-    summary {format, subjects and slices per split, skipped subjects with their missing contrasts}."""
+    summary {format, subjects and slices per split, skipped subjects with what they miss, measured_kspace,
+    mask (.mat layout: {file, shape, rate, stored})}."""
     if len(contrasts) < 2:
         raise ValueError(f"joint reconstruction needs at least 2 contrasts, got {list(contrasts)}")
     if abs(sum(fractions) - 1) > 1e-6 or min(fractions) < 0:
         raise ValueError(f"split fractions must be >= 0 and sum to 1, got {fractions}")
     if Path(out).suffix != ".npz":
         raise ValueError(f"--out must end in .npz, got {out}")
-    subjects, missing, data_format = find_subjects(root, data_format, contrasts)
-    parts = {split: {"images": [], "subjects": [], "slices": []} for split in SPLITS}
+    if repetitions not in ("average", "first"):
+        raise ValueError(f"repetitions must be 'average' or 'first', got {repetitions!r}")
+    if slice_axis not in (None, "first", "last"):
+        raise ValueError(f"slice axis must be 'first' or 'last', got {slice_axis!r}")
+    subjects, missing, data_format = find_subjects(root, data_format, contrasts, measured_kspace)
+    mask, mask_summary = None, None
+    mask_path = dataset_mask(Path(root)) if data_format == "mat" else None
+    if mask_path is not None:
+        mask = load_mask(mask_path)
+        if mask[0, 0] and not mask[mask.shape[0] // 2, mask.shape[1] // 2]:
+            raise ValueError(f"{mask_path}: the mask samples the corner but not the centre of k-space: store it "
+                             "centred (numpy.fft.fftshift)")
+        mask_summary = {"file": str(mask_path), "shape": list(mask.shape), "rate": float(mask.mean()),
+                        "stored": mask.shape == tuple(size)}
+        mask = mask if mask_summary["stored"] else None  # a k-space mask does not survive an image-space crop
+    parts = {split: {"images": [], "complex": [], "subjects": [], "slices": []} for split in SPLITS}
     assignment = subject_splits([s.name for s in subjects], fractions)
     for subject in tqdm(subjects, desc="prepare", disable=not progress, dynamic_ncols=True):
-        reference = None
-        if data_format == "ixi":
-            reference = subject.files["T2"] if "T2" in contrasts else subject.files[contrasts[0]]
-        volumes = [read_volume(subject.files[c], onto=reference) for c in contrasts]
-        for contrast, volume in zip(contrasts[1:], volumes[1:]):
-            if volume.shape != volumes[0].shape:
-                raise ValueError(f"{subject.files[contrast]}: grid {volume.shape} differs from "
-                                 f"{subject.files[contrasts[0]]} {volumes[0].shape}; register / resample first")
-        stack = np.stack([normalise(v) for v in volumes])  # (C, X, Y, Z)
-        stack = crop_or_pad(np.moveaxis(stack, -1, 1), size)  # (C, Z, H, W)
-        foreground = (stack[0] > 0.05).mean(axis=(-2, -1))
+        volumes = load_volumes(subject, contrasts, data_format, measured_kspace, repetitions, slice_axis)
+        stack = crop_or_pad(np.stack([normalise(v) for v in volumes]), size)  # (C, S, H, W)
+        magnitudes = np.abs(stack) if measured_kspace else stack
+        foreground = (magnitudes[0] > 0.05).mean(axis=(-2, -1))
         split = assignment[subject.name]
         for z in np.flatnonzero(foreground >= min_foreground):
-            parts[split]["images"].append(stack[:, z])
+            parts[split]["images"].append(magnitudes[:, z])
+            if measured_kspace:
+                parts[split]["complex"].append(stack[:, z])
             parts[split]["subjects"].append(subject.name)
             parts[split]["slices"].append(int(z))
-    arrays = {split: {"images": np.stack(p["images"]) if p["images"] else np.zeros((0, len(contrasts), *size)),
-                      "subjects": p["subjects"], "slices": p["slices"]} for split, p in parts.items()}
-    save_prepared(out, arrays, list(contrasts), data_format)
+    arrays = {}
+    for split, part in parts.items():
+        arrays[split] = {key: part[key] for key in ("subjects", "slices")}
+        keys = ("images", "complex") if measured_kspace else ("images",)
+        for key in keys:
+            arrays[split][key] = np.stack(part[key]) if part[key] else np.zeros((0, len(contrasts), *size))
+    save_prepared(out, arrays, list(contrasts), data_format, mask)
     return {
         "format": data_format,
         "splits": {split: {"subjects": len(set(p["subjects"])), "slices": len(p["slices"])} for split, p in parts.items()},
         "skipped": missing,
+        "measured_kspace": measured_kspace,
+        "mask": mask_summary,
     }

@@ -1,5 +1,7 @@
 """The embedded T1w/T2w pair: ICBM 2009c nonlinear symmetric whole-head templates (SPEC.md sections 6 and 7;
-notice in COPYING-ICBM; made by scripts/make_embedded_data.py).
+notice in COPYING-ICBM; made by scripts/make_embedded_data.py), plus a synthetic PD-weighted third
+contrast derived from the pair (tissue classes, literature PD / T1 / T2, a spin-echo signal equation; the
+script's docstring gives the model). T1 and T2 are the default pair; ask for PD by name.
 
 Axial slices z = 6..160 (the brain's extent), 160 (left -> right) x 180 (posterior -> anterior), each volume
 scaled to [0, 1] and stored on 1023 levels. It is one averaged, smooth, symmetric brain, so the splits are
@@ -23,10 +25,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from lpam.physics.coils import mask_per_coil, maps_per_contrast
 from lpam.physics.fourier import fft2c
 
 DATA_FILE = Path(__file__).parent / "icbm2009c_t1t2.npz"
-CONTRASTS = ("T1", "T2")
+CONTRASTS = ("T1", "T2", "PD")
+DEFAULT_CONTRASTS = ("T1", "T2")
 SPLITS: dict[str, tuple[int, ...]] = {
     "train": tuple(range(20, 80)) + tuple(range(122, 156)),
     "val": tuple(range(84, 94)),
@@ -62,7 +66,7 @@ def _volumes() -> tuple[dict[str, np.ndarray], np.ndarray]:
 
 
 def load_split(
-    split: str, contrasts: str | Sequence[str] = CONTRASTS, slices: slice | Sequence[int] | None = None
+    split: str, contrasts: str | Sequence[str] = DEFAULT_CONTRASTS, slices: slice | Sequence[int] | None = None
 ) -> EmbeddedSplit:
     """Paired slices of ``split`` ("train", "val" or "validation", "test").
 
@@ -125,3 +129,17 @@ def simulate_kspace(
         noise = torch.randn(kspace.shape, dtype=torch.complex64, generator=generator)  # E|n|^2 = 1
         kspace = kspace + noise_std * noise.to(kspace.device)
     return kspace * (mask != 0).to(kspace.device)
+
+
+def simulate_multicoil_kspace(
+    images: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor, noise_std: float = 0.0, seed: int | None = 0
+) -> torch.Tensor:
+    """y_c = P F (S_c x) + P n_c, complex64 (B, C, Nc, H, W), for images (B, C, H, W) and coil maps (Nc, H, W),
+    (B, Nc, H, W) or (B, C, Nc, H, W) (:mod:`lpam.problem`); ``mask`` (H, W), (B, H, W) or (B, C, H, W). The
+    noise is that of :func:`simulate_kspace`, independent per coil sample."""
+    if images.ndim != 4:
+        raise ValueError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
+    if not torch.isfinite(torch.view_as_real(maps) if maps.is_complex() else maps).all():
+        raise ValueError("NaN or infinite values in the coil maps")
+    coil_images = images[:, :, None] * maps_per_contrast(maps).to(images.device)
+    return simulate_kspace(coil_images, mask_per_coil(mask), noise_std, seed)

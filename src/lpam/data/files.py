@@ -59,7 +59,8 @@ def read_array(path: str | Path, preferred: tuple[str, ...] = ()) -> np.ndarray:
             array = np.load(path, allow_pickle=False)
         elif suffix == ".npz":
             with np.load(path, allow_pickle=False) as archive:
-                array = _pick({k: archive[k] for k in archive.files}, path, preferred)
+                key = next((k for k in preferred if k in archive.files), None)  # read only that array
+                array = archive[key] if key else _pick({k: archive[k] for k in archive.files}, path, preferred)
         elif suffix == ".mat":
             array = _read_mat(path, preferred)
         else:

@@ -4,18 +4,34 @@
 One .npz with, per split (train, val, test): ``<split>_images`` (S, C, H, W) float16 magnitudes in [0, 1],
 ``<split>_subjects`` (S,) subject ids and ``<split>_slices`` (S,) slice positions in the source volume;
 plus ``contrasts``, ``source_format`` and ``lpam_prepared`` (the format version).
+Version 2 adds, for datasets prepared with measured k-space (``--measured-kspace``), ``<split>_complex``
+(S, C, H, W) complex64 images x with F x the measured k-space and ``<split>_images`` = |x| (not clipped:
+a few of the brightest pixels may exceed 1, so that F x stays the scaled measurement, SPEC.md section 7);
+and, when the dataset came with a sampling mask of the prepared size, ``mask`` (H, W) (the file then
+serves as ``--mask-file``). Version 1 files remain readable.
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from lpam.io import atomic_path
 
-VERSION = 1
+VERSION = 2
 SPLITS = ("train", "val", "test")
 SPLIT_ALIASES = {"validation": "val"}
+
+
+class PreparedSplit(NamedTuple):
+    """One split of a prepared dataset; ``complex_images`` only for measured k-space (else None)."""
+
+    images: np.ndarray
+    contrasts: list[str]
+    subjects: list[str]
+    slices: list[int]
+    complex_images: np.ndarray | None
 
 
 def is_prepared(path: str | Path) -> bool:
@@ -31,21 +47,26 @@ def is_prepared(path: str | Path) -> bool:
 
 
 def save_prepared(path: str | Path, splits: dict[str, dict[str, np.ndarray]], contrasts: list[str],
-                  source_format: str) -> None:
-    """Write the splits ({split: {"images", "subjects", "slices"}}) atomically."""
+                  source_format: str, mask: np.ndarray | None = None) -> None:
+    """Write the splits ({split: {"images", "subjects", "slices"[, "complex"]}}) and the mask atomically."""
     arrays = {"lpam_prepared": np.array(VERSION), "contrasts": np.array(contrasts), "source_format": np.array(source_format)}
+    if mask is not None:
+        arrays["mask"] = np.asarray(mask, dtype=bool)
     for split in SPLITS:
         part = splits[split]
         arrays[f"{split}_images"] = np.asarray(part["images"], dtype=np.float16)
         arrays[f"{split}_subjects"] = np.asarray(part["subjects"], dtype=str)
         arrays[f"{split}_slices"] = np.asarray(part["slices"], dtype=np.int32)
+        if "complex" in part:
+            arrays[f"{split}_complex"] = np.asarray(part["complex"], dtype=np.complex64)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
 
 
-def load_prepared(path: str | Path, split: str) -> tuple[np.ndarray, list[str], list[str], list[int]]:
-    """(images (S, C, H, W) float32, contrasts, subject ids, slice positions) of one split."""
+def load_prepared(path: str | Path, split: str) -> PreparedSplit:
+    """Images (S, C, H, W) float32, contrasts, subject ids, slice positions and (measured k-space only)
+    complex64 images of one split."""
     path = Path(path)
     name = SPLIT_ALIASES.get(split, split)
     if name not in SPLITS:
@@ -54,14 +75,20 @@ def load_prepared(path: str | Path, split: str) -> tuple[np.ndarray, list[str], 
         with np.load(path) as archive:
             if "lpam_prepared" not in archive.files:
                 raise ValueError(f"{path} is not a dataset written by `lpam prepare`")
+            version = int(archive["lpam_prepared"])
+            if version > VERSION:
+                raise ValueError(f"{path}: prepared-format version {version} is newer than this lpam reads "
+                                 f"({VERSION}); update lpam")
             images = archive[f"{name}_images"].astype(np.float32)
             subjects = [str(s) for s in archive[f"{name}_subjects"]]
             slices = [int(s) for s in archive[f"{name}_slices"]]
             contrasts = [str(c) for c in archive["contrasts"]]
+            complex_key = f"{name}_complex"
+            complex_images = archive[complex_key] if complex_key in archive.files else None
     except ValueError:
         raise
     except Exception as error:
         raise ValueError(f"{path}: cannot be read as a prepared dataset (corrupt or truncated?): {error}") from error
     if images.shape[0] == 0:
         raise ValueError(f"{path}: the {name} split is empty")
-    return images, contrasts, subjects, slices
+    return PreparedSplit(images, contrasts, subjects, slices, complex_images)

@@ -14,36 +14,53 @@ from lpam.data.prepared import is_prepared, load_prepared
 
 @dataclass
 class EvaluationData:
-    """Ground-truth magnitudes (S, C, H, W) in [0, 1], slice identifiers and contrast names."""
+    """Images (S, C, H, W), slice identifiers and contrast names. ``images`` are real magnitudes in [0, 1],
+    or complex64 when the dataset holds measured k-space (prepared with ``--measured-kspace``): then F x is
+    the measured k-space and |x| the ground truth (SPEC.md section 7)."""
 
     images: torch.Tensor
     slice_ids: list[int]
     contrasts: list[str]
     source: str
 
+    @property
+    def measured(self) -> bool:
+        """True when ``images`` are complex images of measured k-space."""
+        return self.images.is_complex()
+
+    @property
+    def magnitudes(self) -> torch.Tensor:
+        """The ground truth |x| (S, C, H, W)."""
+        return self.images.abs() if self.measured else self.images
+
 
 def load_evaluation_data(data: str = "embedded", split: str = "test", slices: slice | Sequence[int] | None = None,
                          contrasts: Sequence[str] = ("T1", "T2")) -> EvaluationData:
     """``data`` = "embedded" (the bundled ICBM slabs), a dataset written by `lpam prepare` (``split`` chosen
-    in both), or a .npy / .npz file holding magnitude images (S, C, H, W) in [0, 1] (``split`` ignored)."""
+    in both; complex images when it holds measured k-space), or a .npy / .npz file holding magnitude images
+    (S, C, H, W) in [0, 1] (``split`` ignored)."""
     if data == "embedded":
         split_data = load_split(split, tuple(contrasts), slices)
         return EvaluationData(split_data.images, list(split_data.axial_indices), list(contrasts), f"embedded:{split}")
     if is_prepared(data):
-        array, available, _, _ = load_prepared(data, split)
-        absent = [c for c in contrasts if c not in available]
+        prepared = load_prepared(data, split)
+        absent = [c for c in contrasts if c not in prepared.contrasts]
         if absent:
-            raise ValueError(f"{data}: contrast(s) {absent} not prepared; it holds {', '.join(available)}")
-        array = array[:, [available.index(c) for c in contrasts]]
+            raise ValueError(f"{data}: contrast(s) {absent} not prepared; it holds {', '.join(prepared.contrasts)}")
+        array = prepared.images if prepared.complex_images is None else prepared.complex_images
+        array = array[:, [prepared.contrasts.index(c) for c in contrasts]]
         source = f"{data}:{split}"
     else:
         array, source = np.asarray(read_array(data, preferred=("images",))), str(data)
+        if np.iscomplexobj(array):
+            raise ValueError(f"{data}: images must be real, finite magnitudes")
     if array.ndim != 4 or array.shape[1] != len(contrasts):
         raise ValueError(f"{data}: expected images (slices, {len(contrasts)} contrasts, H, W), got shape {array.shape}")
-    if np.iscomplexobj(array) or not np.isfinite(array).all():
+    if not np.isfinite(array).all():
         raise ValueError(f"{data}: images must be real, finite magnitudes")
     positions = list(range(array.shape[0]))
     positions = positions[slices] if isinstance(slices, slice) else positions if slices is None else list(slices)
     if not positions or any(not 0 <= p < array.shape[0] for p in positions):
         raise ValueError(f"{data}: slice selection {slices!r} is empty or outside 0..{array.shape[0] - 1}")
-    return EvaluationData(torch.from_numpy(array[positions].astype(np.float32)), positions, list(contrasts), source)
+    dtype = np.complex64 if np.iscomplexobj(array) else np.float32
+    return EvaluationData(torch.from_numpy(array[positions].astype(dtype)), positions, list(contrasts), source)

@@ -74,7 +74,8 @@ class KSpaceInitializer(nn.Module):
 
 
 class LPAMNet(nn.Module):
-    """x_hat = LPAM-net(y, P): complex images (B, C, H, W) from k-space (B, C, H, W) and mask."""
+    """x_hat = LPAM-net(y, P): complex images (B, C, H, W) from k-space (B, C, H, W) and mask, or from
+    multi-coil k-space (B, C, Nc, H, W), mask and coil maps."""
 
     def __init__(self, config: LPAMNetConfig | None = None, constants: Constants | None = None) -> None:
         super().__init__()
@@ -113,10 +114,14 @@ class LPAMNet(nn.Module):
         """alpha, tau, abar and eps0: trained with their own (smaller) learning rate."""
         return [self.alpha, self.tau, self.abar, self.eps0]
 
-    def initial_image(self, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if self.initializer is not None:
-            return self.initializer(kspace)
-        return zero_filled(kspace, mask)
+    def initial_image(self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None) -> torch.Tensor:
+        """x0 = A^H y (SENSE-combined with coil ``maps``), or the learned k-space initialiser (single-coil)."""
+        if self.initializer is None:
+            return zero_filled(kspace, mask, maps)
+        if maps is not None:
+            raise ValueError("the learned initial image works on single-coil k-space; use initial_image "
+                             "'zero-filled' for multi-coil data")
+        return self.initializer(kspace)
 
     def forward(
         self,
@@ -125,19 +130,24 @@ class LPAMNet(nn.Module):
         phases: int | None = None,
         mode: str = "plain",
         history: History | None = None,
+        maps: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Run ``phases`` (default: all) phases; ``history`` (if given) receives one record per phase."""
+        """Run ``phases`` (default: all) phases; ``history`` (if given) receives one record per phase.
+
+        Single-coil k-space is (B, C, H, W); multi-coil k-space (B, C, Nc, H, W) comes with coil ``maps``
+        (see :mod:`lpam.problem`) and then each data term is summed over the coils, A_j = P F S_c."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         phases = self.config.phases if phases is None else phases
         if not 1 <= phases <= self.config.phases:
             raise ValueError(f"phases must lie in 1..{self.config.phases}, got {phases}")
-        check_kspace(kspace, mask)
+        check_kspace(kspace, mask, maps)
         if kspace.shape[1] != self.config.contrasts:
             raise ValueError(f"model expects {self.config.contrasts} contrasts, k-space has {kspace.shape[1]}")
         mask = mask.to(kspace.device)
-        objective = mri_objective(kspace, mask, self.regularizer())
-        state = initial_state(list(self.initial_image(kspace, mask).unbind(1)), self.eps0.abs(), len(self.eps0))
+        objective = mri_objective(kspace, mask, self.regularizer(), maps)
+        x0 = self.initial_image(kspace, mask, maps)
+        state = initial_state(list(x0.unbind(1)), self.eps0.abs(), len(self.eps0))
         convergent = mode == "convergent"
         for phase in range(phases):
             state, record = lpam_iteration(

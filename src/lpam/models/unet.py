@@ -4,6 +4,11 @@ of all contrasts at once, followed by data consistency (X-Net-like).
     x_hat = DC(x0 + U([Re x0; Im x0])),  x0 = F^H P y,
     DC(x) = F^H ((1 - P) F x + P y)   (hard data consistency, exact for noise-free k-space).
 
+Multi-coil k-space (B, C, Nc, H, W) with coil maps S: x0 = A^H y = sum_c conj(S_c) F^H P y_c (SENSE) and
+DC(x) = x - A^H (A x - y), a unit gradient step on the data term. With sum_c |S_c|^2 = 1 this is
+sum_c conj(S_c) F^H ((1 - P) F S_c x + P y_c), hard data consistency per coil, coil-combined; with one
+all-ones coil it is the single-coil DC above.
+
 U: `pools` 2x2 max-pool levels, two 3x3 convolutions with instance norm and leaky ReLU per level
 (fastMRI's block), transposed-convolution upsampling, skip connections, a 1x1 output convolution. The
 image is zero-padded to a multiple of 2**pools and cropped back.
@@ -18,7 +23,7 @@ from torch import nn
 
 from lpam.options import checked_options
 from lpam.physics.fourier import fft2c, ifft2c
-from lpam.problem import check_kspace, zero_filled
+from lpam.problem import check_kspace, data_gradient, zero_filled
 
 
 @dataclass
@@ -89,19 +94,21 @@ class ResidualUNet(nn.Module):
         return self.output(features)[..., :height, :width]
 
     def forward(self, kspace: torch.Tensor, mask: torch.Tensor, phases: int | None = None, mode: str = "plain",
-                history: object = None) -> torch.Tensor:
+                history: object = None, maps: torch.Tensor | None = None) -> torch.Tensor:
         """The same call as LPAM-net; ``phases`` may only be None or 1, ``mode`` only plain, no history."""
         if phases not in (None, 1) or mode != "plain" or history is not None:
             raise ValueError("the U-Net has no phases, no convergent mode and no history (phases=1, mode='plain')")
-        check_kspace(kspace, mask)
+        check_kspace(kspace, mask, maps)
         if kspace.shape[1] != self.config.contrasts:
             raise ValueError(f"model expects {self.config.contrasts} contrasts, k-space has {kspace.shape[1]}")
         mask = mask.to(kspace.device)
-        x0 = zero_filled(kspace, mask)
+        x0 = zero_filled(kspace, mask, maps)
         channels = torch.view_as_real(x0).movedim(-1, 2).flatten(1, 2)  # (B, C, H, W) -> (B, 2C, H, W)
         update = self.residual(channels).unflatten(1, (-1, 2)).movedim(2, -1).contiguous()
         image = x0 + torch.view_as_complex(update)
         if not self.config.data_consistency:
             return image
+        if maps is not None:
+            return image - data_gradient(image, kspace, mask, maps)
         sampled = (mask[:, None] if mask.ndim == 3 else mask).bool()
         return ifft2c(torch.where(sampled, kspace, fft2c(image)))

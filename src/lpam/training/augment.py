@@ -63,15 +63,21 @@ def rotate_and_zoom(images: torch.Tensor, degrees: float, zoom: float = 1.0) -> 
     return F.grid_sample(flat, grid, mode="bilinear", padding_mode="zeros", align_corners=False).reshape(images.shape)
 
 
-def augment_images(images: torch.Tensor, config: AugmentConfig, rng: np.random.Generator) -> torch.Tensor:
-    """Random flips, rotation + zoom, blur or sharpening and intensity scaling of (C, H, W) magnitudes."""
-    if not config.enabled:
-        return images
+def random_flips(images: torch.Tensor, config: AugmentConfig, rng: np.random.Generator) -> torch.Tensor:
+    """Left-right and up-down flips of (C, H, W) images, each with probability 1/2 (when ``config.flip``)."""
     x = images
     if config.flip and rng.random() < 0.5:
         x = x.flip(-1)
     if config.flip and rng.random() < 0.5:
         x = x.flip(-2)
+    return x
+
+
+def augment_images(images: torch.Tensor, config: AugmentConfig, rng: np.random.Generator) -> torch.Tensor:
+    """Random flips, rotation + zoom, blur or sharpening and intensity scaling of (C, H, W) magnitudes."""
+    if not config.enabled:
+        return images
+    x = random_flips(images, config, rng)
     degrees = rng.uniform(-config.rotate_degrees, config.rotate_degrees)
     zoom = rng.uniform(*config.zoom)
     if degrees != 0.0 or zoom != 1.0:
@@ -81,6 +87,16 @@ def augment_images(images: torch.Tensor, config: AugmentConfig, rng: np.random.G
     elif rng.random() < config.sharpen_probability:
         x = (x + rng.uniform(0.3, 1.0) * (x - gaussian_blur(x, 1.0))).clamp_min(0.0)
     return x * rng.uniform(*config.intensity)
+
+
+def augment_measured(images: torch.Tensor, config: AugmentConfig, rng: np.random.Generator) -> torch.Tensor:
+    """Random flips and intensity scaling of complex (C, H, W) images whose F x is measured k-space. A flip is
+    a permutation and F unitary, so F(flip x) is a unitary transform of the measurement (noise stays white,
+    of the same level); scaling keeps the SNR. Rotation, zoom, blur, sharpening, random phase and added
+    noise would alter the measured data and are not applied."""
+    if not config.enabled:
+        return images
+    return random_flips(images, config, rng) * rng.uniform(*config.intensity)
 
 
 def random_phase(images: torch.Tensor, config: AugmentConfig, rng: np.random.Generator) -> torch.Tensor:

@@ -55,6 +55,7 @@ class TrainSettings:
     steps_per_epoch: int | None = None
     val_slices: int | None = None
     device: str = "cpu"
+    init_from: str | None = None  # a checkpoint to start from (lpam.training.warm_start), not a resume
 
 
 @dataclass

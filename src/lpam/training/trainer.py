@@ -22,20 +22,23 @@ import numpy as np
 import torch
 import yaml
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
 from torchmetrics.functional.image import structural_similarity_index_measure
 from tqdm import tqdm
 
 from lpam.checkpoint import load_checkpoint, save_checkpoint
 from lpam.data.embedded import simulate_kspace
 from lpam.data.sources import load_evaluation_data
-from lpam.device import resolve_device
 from lpam.io import atomic_path
 from lpam.metrics import evaluate_contrasts
 from lpam.models.lpam_net import LPAMNet
 from lpam.models.registry import build_model
 from lpam.physics.masks import make_mask
-from lpam.training.augment import augment_images, noise_level, random_phase
+from lpam.training.augment import augment_images, augment_measured, noise_level, random_phase
 from lpam.training.config import MaskConfig, TrainConfig
+from lpam.training.distributed import barrier, join_process_group, leave_process_group, mean_over_processes
+from lpam.training.warm_start import warm_start
 
 
 @lru_cache(maxsize=512)
@@ -65,14 +68,22 @@ def training_loss(recon: torch.Tensor, target: torch.Tensor, ssim_weight: float)
 def make_batch(
     images: torch.Tensor, indices: list[int], config: TrainConfig, seed_key: tuple[int, ...]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Augmented targets (B, C, H, W), simulated k-space and per-sample masks (B, H, W)."""
+    """Augmented targets (B, C, H, W), k-space and per-sample masks (B, H, W). Magnitude images: k-space
+    simulated from the augmented target with a random phase and noise. Complex images (measured k-space,
+    lpam.data.prepared): y = P F x of the flipped / rescaled image (:func:`augment_measured`), target |x|,
+    no phase or noise added (SPEC.md section 7)."""
     kspaces, masks, targets = [], [], []
     for index in indices:
         rng = np.random.default_rng([config.train.seed, *seed_key, index])
-        target = augment_images(images[index], config.data.augment, rng)
-        mask = mask_for(config.data.mask, tuple(target.shape[-2:]), int(rng.integers(config.data.mask.pool)))
-        noise = noise_level(config.data.augment, rng)
-        complex_image = random_phase(target, config.data.augment, rng)
+        if images.is_complex():
+            complex_image = augment_measured(images[index], config.data.augment, rng)
+            target, noise = complex_image.abs(), 0.0
+            mask = mask_for(config.data.mask, tuple(target.shape[-2:]), int(rng.integers(config.data.mask.pool)))
+        else:
+            target = augment_images(images[index], config.data.augment, rng)
+            mask = mask_for(config.data.mask, tuple(target.shape[-2:]), int(rng.integers(config.data.mask.pool)))
+            noise = noise_level(config.data.augment, rng)
+            complex_image = random_phase(target, config.data.augment, rng)
         kspaces.append(simulate_kspace(complex_image, mask, noise_std=noise, seed=int(rng.integers(2**31))))
         masks.append(mask)
         targets.append(target)
@@ -80,11 +91,12 @@ def make_batch(
 
 
 def validation_data(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The validation split with the first mask of the pool (seed ``mask.seed``), noise-free, no augmentation."""
+    """The validation split with the first mask of the pool (seed ``mask.seed``), noise-free, no augmentation:
+    (k-space P F x, mask, targets |x|); x complex for measured k-space."""
     split = load_evaluation_data(config.data.source, config.data.val_split, contrasts=config.data.contrasts)
     images = split.images if config.train.val_slices is None else split.images[: config.train.val_slices]
     mask = mask_for(config.data.mask, tuple(images.shape[-2:]), 0)
-    return simulate_kspace(images, mask), mask, images
+    return simulate_kspace(images, mask), mask, images.abs()
 
 
 @torch.no_grad()
@@ -158,7 +170,10 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, quiet:
     from torch.utils.tensorboard import SummaryWriter
 
     run_dir = Path(run_dir)
-    device = resolve_device(config.train.device)
+    group, device = join_process_group(config.train.device)
+    if config.train.batch_size % group.world_size:
+        raise ValueError(f"train.batch_size {config.train.batch_size} (the global batch) must be a multiple of the "
+                         f"number of processes {group.world_size}")
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     model = build_model(config.model).to(device)
     optimizer = build_optimizer(model, config)
@@ -173,19 +188,31 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, quiet:
         best_score = checkpoint["best_score"]
     elif last_path.exists():
         raise FileExistsError(f"{run_dir} already holds a run; use --resume to continue it or choose another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(run_dir / "config.yaml") as tmp:
-        tmp.write_text(_config_text(config))
+    elif config.train.init_from is not None:
+        warm_start(model, config.train.init_from, config.data.contrasts)
+    barrier(group)  # every process has checked the run directory before rank 0 writes to it
+    if group.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(run_dir / "config.yaml") as tmp:
+            tmp.write_text(_config_text(config))
+    network = model
+    if group.distributed:  # abar is unused in plain mode, hence find_unused_parameters
+        network = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                          find_unused_parameters=True)
 
     images = load_evaluation_data(config.data.source, config.data.train_split, contrasts=config.data.contrasts).images
-    val_data = validation_data(config)
-    writer = SummaryWriter(log_dir=str(run_dir / "events"), purge_step=position.global_step)
+    val_data = validation_data(config) if group.is_main else None
+    writer = SummaryWriter(log_dir=str(run_dir / "events"), purge_step=position.global_step) if group.is_main else None
     schedule = config.train.schedule
-    per_epoch = len(range(0, images.shape[0], config.train.batch_size))
+    sampler = DistributedSampler(range(images.shape[0]), num_replicas=group.world_size, rank=group.rank,
+                                 shuffle=True, seed=config.train.seed)
+    local_batch = config.train.batch_size // group.world_size
+    per_epoch = len(range(0, len(sampler), local_batch))
     if config.train.steps_per_epoch is not None:
         per_epoch = min(per_epoch, config.train.steps_per_epoch)
     total_steps = per_epoch * sum(stage.epochs for stage in schedule)
-    bar = tqdm(total=total_steps, initial=position.global_step, desc="train", disable=quiet, dynamic_ncols=True)
+    bar = tqdm(total=total_steps, initial=position.global_step, desc="train", disable=quiet or not group.is_main,
+               dynamic_ncols=True)
 
     def checkpoint(path: Path) -> None:
         save_checkpoint(path, model, extra={"optimizer": optimizer.state_dict(), "position": vars(position),
@@ -193,22 +220,25 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, quiet:
 
     while position.stage < len(schedule):
         stage = schedule[position.stage]
-        order = np.random.default_rng([config.train.seed, position.stage, position.epoch]).permutation(images.shape[0])
-        batches = [order[i : i + config.train.batch_size].tolist() for i in range(0, len(order), config.train.batch_size)]
-        batches = batches[:per_epoch]
+        # this process's shard of the epoch's permutation; global batch b is the union of every shard's batch b
+        sampler.set_epoch(position.global_epoch)
+        order = list(sampler)
+        batches = [order[i : i + local_batch] for i in range(0, len(order), local_batch)][:per_epoch]
         for b in range(position.sample, len(batches)):
             started = time.perf_counter()
             kspace, masks, targets = make_batch(images, batches[b], config, (position.stage, position.epoch))
-            recon = model(kspace.to(device), masks.to(device), phases=stage.phases, mode=config.train.mode)
+            recon = network(kspace.to(device), masks.to(device), phases=stage.phases, mode=config.train.mode)
             loss = training_loss(recon, targets.to(device), config.train.ssim_weight)
-            if not torch.isfinite(loss):
+            loss_value = mean_over_processes(loss, group)
+            if not math.isfinite(loss_value):
                 raise FloatingPointError(f"training loss is not finite at step {position.global_step}; lower the learning rate")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            loss_value = loss.item()
             position.sample, position.global_step = b + 1, position.global_step + 1
             seconds = time.perf_counter() - started
+            if not group.is_main:
+                continue
             _append_csv(run_dir / "train.csv", {"step": position.global_step, "epoch": position.global_epoch,
                                                "phases": stage.phases, "loss": loss_value, "seconds": round(seconds, 3)})
             writer.add_scalar("train/loss", loss_value, position.global_step)
@@ -216,10 +246,16 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, quiet:
             bar.update(1)
             if position.global_step % config.train.checkpoint_every == 0:
                 checkpoint(last_path)
+        finished_epoch = position.global_epoch
+        position.sample, position.epoch, position.global_epoch = 0, position.epoch + 1, position.global_epoch + 1
+        if position.epoch >= stage.epochs:
+            position.stage, position.epoch = position.stage + 1, 0
+        if not group.is_main:
+            continue
         metrics = validate(model, val_data, stage.phases, config.train.mode, config.data.contrasts, device)
         psnr = {c: metrics[c]["psnr"]["mean"] for c in config.data.contrasts}
         ssim = {c: metrics[c]["ssim"]["mean"] for c in config.data.contrasts}
-        row = {"epoch": position.global_epoch, "step": position.global_step, "phases": stage.phases}
+        row = {"epoch": finished_epoch, "step": position.global_step, "phases": stage.phases}
         row.update({f"psnr_{c}": round(v, 4) for c, v in psnr.items()})
         row.update({f"ssim_{c}": round(v, 5) for c, v in ssim.items()})
         _append_csv(run_dir / "val.csv", row)
@@ -231,14 +267,13 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, quiet:
         # the best model is chosen on the validation slab among epochs of the final number of phases
         score = float(np.mean(list(psnr.values())))
         final_stage = stage.phases == schedule[-1].phases
-        position.sample, position.epoch, position.global_epoch = 0, position.epoch + 1, position.global_epoch + 1
-        if position.epoch >= stage.epochs:
-            position.stage, position.epoch = position.stage + 1, 0
         if final_stage and score > best_score:
             best_score = score
             save_checkpoint(best_path, model, extra={"phases": stage.phases, "val_psnr": psnr, "val_ssim": ssim,
                                                      "train_config": config.to_dict()})
         checkpoint(last_path)
     bar.close()
-    writer.close()
+    if writer is not None:
+        writer.close()
+    leave_process_group(group)
     return best_path
