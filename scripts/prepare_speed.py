@@ -1,7 +1,7 @@
 """Speed of `lpam prepare` (a benchmark, not a test) on synthetic data of real sizes: BraTS-like NIfTI
 (240x240x155 int16, .nii.gz) and M4Raw-like HDF5 (18 slices, 4 coils, 256x256 k-space plus
-reconstruction_rss), with and without --measured-kspace. Reports seconds per volume (one contrast of one
-subject) and source slices per second.
+reconstruction_rss), with and without --measured-kspace. Reports seconds per file (one volume: one contrast,
+or one repetition of it, of one subject) and source slices per second.
 
     python scripts/prepare_speed.py [--subjects 4] [--repetitions 1]
 """
@@ -55,13 +55,13 @@ def write_m4raw(root: Path, subjects: int, repetitions: int, coils: int = 4) -> 
                     handle.attrs["acquisition"] = f"AX{contrast}"
 
 
-def timed(label: str, root: Path, out: Path, volumes: int, slices: int, **options) -> None:
+def timed(label: str, root: Path, out: Path, files: int, slices: int, **options) -> None:
     started = time.perf_counter()
     summary = prepare(root, out, progress=False, **options)
     seconds = time.perf_counter() - started
     kept = sum(part["slices"] for part in summary["splits"].values())
-    print(f"{label}: {seconds:.1f} s for {volumes} volumes ({slices} source slices, {kept} kept): "
-          f"{seconds / volumes:.2f} s per volume, {slices / seconds:.0f} slices per second")
+    print(f"{label}: {seconds:.1f} s for {files} files ({slices} source slices, {kept} kept): "
+          f"{seconds / files:.2f} s per file, {slices / seconds:.0f} slices per second")
 
 
 def main() -> None:

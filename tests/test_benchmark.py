@@ -150,7 +150,8 @@ def test_evaluate_rejects_bad_data(tmp_path, capsys, problem, message):
     assert code == 2 and message in err and not (tmp_path / "out").exists()
 
 
-def test_benchmark_on_prepared_measured_data_and_image_files(tmp_path, capsys):
+def measured_prepared(path):
+    """A tiny prepared dataset with measured k-space: complex 32x32 images (the same two in every split)."""
     from lpam.data.prepared import save_prepared
     from lpam.physics.fourier import ifft2c
 
@@ -158,7 +159,12 @@ def test_benchmark_on_prepared_measured_data_and_image_files(tmp_path, capsys):
     complex_images = ifft2c(simulate_kspace(images * 1j, torch.ones(32, 32))).numpy()
     splits = {split: {"images": np.abs(complex_images), "complex": complex_images, "subjects": ["a", "b"],
                       "slices": [3, 4]} for split in ("train", "val", "test")}
-    save_prepared(tmp_path / "prepared.npz", splits, ["T1", "T2"], "h5")
+    save_prepared(path, splits, ["T1", "T2"], "h5")
+    return images
+
+
+def test_benchmark_on_prepared_measured_data_and_image_files(tmp_path, capsys):
+    images = measured_prepared(tmp_path / "prepared.npz")
     code, text, err = run(capsys, "benchmark", "--data", tmp_path / "prepared.npz", "--split", "test",
                           "--methods", "zero-filled", "joint-tv", "--masks", "radial-0.20", "--tv-iterations", 3,
                           "--quiet", "--out", tmp_path / "bench")
@@ -170,3 +176,12 @@ def test_benchmark_on_prepared_measured_data_and_image_files(tmp_path, capsys):
                                        progress=False)
     assert "simulated from the magnitudes" in (tmp_path / "bench2" / "results.md").read_text()
     assert metrics["methods"]["zero-filled"]["radial-0.20"]["T1"]["ssim"]["mean"] > 0
+
+
+def test_retrain_on_a_prepared_dataset(tmp_path, monkeypatch):
+    monkeypatch.setattr(evaluation, "WEIGHTS", tiny_checkpoints(tmp_path / "weights"))
+    measured_prepared(tmp_path / "prepared.npz")
+    trained = evaluation.retrain(tmp_path / "bench", ["radial-0.20"], ["unet-joint"], progress=False,
+                                 data=str(tmp_path / "prepared.npz"))
+    checkpoint = torch.load(trained[("unet-joint", "radial-0.20")], weights_only=False)
+    assert checkpoint["train_config"]["data"]["source"] == str(tmp_path / "prepared.npz")

@@ -335,6 +335,34 @@ def test_mat_flat_folder_and_slice_axis(tmp_path, capsys):
     assert set(part.subjects) == {"flat"} and part.slices == [1, 2, 3, 4]
 
 
+def save_mat73(path, name, array):
+    """A MATLAB v7.3 file: HDF5 behind a 512-byte MATLAB header, arrays column-major, complex as (real, imag)."""
+    if np.iscomplexobj(array):
+        compound = np.empty(array.shape, dtype=[("real", "<f4"), ("imag", "<f4")])
+        compound["real"], compound["imag"] = array.real, array.imag
+        array = compound
+    with h5py.File(path, "w", userblock_size=512) as handle:
+        handle[name] = np.ascontiguousarray(array.T)
+    with open(path, "r+b") as handle:
+        handle.write(b"MATLAB 7.3 MAT-file".ljust(124) + b"\x00\x02IM")
+
+
+def test_mat_v73_files_with_measured_kspace(tmp_path, capsys):
+    root = tmp_path / "v73"
+    root.mkdir()
+    for number, contrast in ((1, "T1"), (2, "T2")):
+        image = complex_head(seed=number)
+        save_mat73(root / f"{contrast}.mat", contrast, np.moveaxis(np.abs(image), 0, -1))
+        save_mat73(root / f"K{number}.mat", f"K{number}", np.moveaxis(fourier(image), 0, -1))
+    code, text, err = run(capsys, "prepare", "--data", root, "--measured-kspace", "--size", 32, 32,
+                          "--split-fractions", 1, 0, 0, "--quiet", "--out", tmp_path / "p.npz")
+    assert code == 0 and "format mat" in text, err
+    part = load_prepared(tmp_path / "p.npz", "train")
+    expected = complex_head(seed=1)[part.slices[0]]
+    ratio = part.complex_images[0, 0][np.abs(expected) > 0.1] / expected[np.abs(expected) > 0.1]
+    np.testing.assert_allclose(ratio, np.full_like(ratio, ratio.real.mean()), rtol=1e-3)  # same image, orientation and phase
+
+
 def test_prepare_npz_folder_and_single_file(tmp_path, capsys):
     root = tmp_path / "npz"
     root.mkdir()

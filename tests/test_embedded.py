@@ -90,3 +90,12 @@ def test_noise_level_and_seeding():
 def test_errors(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_synthetic_pd_contrast():
+    data = load_split("test", contrasts=("T1", "T2", "PD"), slices=slice(0, 4))
+    assert data.images.shape == (4, 3, 160, 180) and data.contrasts == ("T1", "T2", "PD")
+    pd, t1 = data.images[:, 2], data.images[:, 0]
+    assert 0 <= float(pd.min()) and 0.5 < float(pd.max()) <= 1
+    assert float(pd[t1 <= t1.flatten().quantile(0.05)].mean()) < 0.05  # air (the darkest T1 pixels) stays dark
+    assert load_split("test").contrasts == ("T1", "T2")  # the default pair is unchanged

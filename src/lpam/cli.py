@@ -62,8 +62,8 @@ def command_solve(args: argparse.Namespace) -> None:
                           eps0=TVSettings.eps0 if args.eps0 is None else args.eps0,
                           safeguard=not args.no_safeguard, eps_decay=not args.no_eps_decay, constants=constants)
     metrics = solve_embedded(args.out, args.regularizer, mask_spec(args), args.split, parse_slices(args.slices),
-                             settings, noise_std=args.noise, progress=not args.quiet)
-    print(format_table(metrics, ["T1", "T2"]))
+                             settings, noise_std=args.noise, progress=not args.quiet, contrasts=args.contrasts)
+    print(format_table(metrics, args.contrasts))
     print(f"branches: {metrics['branches']}; wrote recon.npy, figure.png, convergence.png, history.json, "
           f"metrics.json to {args.out}")
 
@@ -126,7 +126,8 @@ def command_benchmark(args: argparse.Namespace) -> None:
 
     checkpoints = None
     if args.retrain:
-        checkpoints = retrain(args.out, args.masks, args.methods, args.retrain_steps, args.device, not args.quiet)
+        checkpoints = retrain(args.out, args.masks, args.methods, args.retrain_steps, args.device, not args.quiet,
+                              data=args.data)
     metrics = run_benchmark(args.out, args.masks, args.methods, parse_slices(args.slices), args.subset_every,
                             args.tv_iterations, checkpoints, args.device, progress=not args.quiet,
                             data=args.data, split=args.split)
@@ -180,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_mask_options(p)
     p.add_argument("--split", default="test")
     p.add_argument("--slices", default="0:4", help="'start:stop' or comma-separated positions in the split")
+    p.add_argument("--contrasts", nargs="+", default=["T1", "T2"],
+                   help="embedded contrasts, one LPAM block each: T1, T2 and the synthetic PD")
     p.add_argument("--iterations", type=int, default=300)
     p.add_argument("--lam", type=float, default=None, help="TV weight (default: tuned on the validation slab)")
     p.add_argument("--eps0", type=float, default=None, help="starting eps (default: tuned)")
@@ -246,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="masks other than radial-0.20, and the convergent net, run on every N-th slice")
     p.add_argument("--tv-iterations", type=int, default=300)
     p.add_argument("--retrain", action="store_true",
-                   help="train each learned model for each mask (runs in OUT/runs, resumable) instead of the shipped weights")
+                   help="train each learned model for each mask (runs in OUT/runs, resumable) instead of the shipped "
+                        "weights, on the --data prepared dataset if given (else the embedded slab)")
     p.add_argument("--retrain-steps", type=int, default=None, help="cap the steps per epoch when retraining")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--quiet", action="store_true")

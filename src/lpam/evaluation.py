@@ -23,6 +23,7 @@ from tqdm import tqdm
 from lpam.algorithm.lpam import History
 from lpam.checkpoint import load_checkpoint, load_model
 from lpam.data.embedded import simulate_kspace, simulate_multicoil_kspace
+from lpam.data.prepared import is_prepared
 from lpam.data.sources import EvaluationData, load_evaluation_data
 from lpam.io import atomic_path, save_json
 from lpam.metrics import slice_metrics, summarize
@@ -321,9 +322,10 @@ def run_benchmark(
 
 
 def retrain(out_dir: str | Path, masks: Sequence[str], methods: Sequence[str], steps_per_epoch: int | None = None,
-            device: str = "cpu", progress: bool = True) -> dict[tuple[str, str], Path]:
+            device: str = "cpu", progress: bool = True, data: str = "embedded") -> dict[tuple[str, str], Path]:
     """Train every learned method per mask with the config stored in its shipped checkpoint (the committed
-    configs/*.yaml), the mask replaced; runs go to ``out_dir/runs/<method>-<mask>`` and resume if present.
+    configs/*.yaml), the mask replaced, and the data replaced by ``data`` when it is a prepared dataset
+    (its train / val splits); runs go to ``out_dir/runs/<method>-<mask>`` and resume if present.
     lpam-net-convergent uses lpam-net's weights. Returns (method, mask) -> best checkpoint."""
     from lpam.training.config import MaskConfig, TrainConfig
     from lpam.training.trainer import train
@@ -342,6 +344,8 @@ def retrain(out_dir: str | Path, masks: Sequence[str], methods: Sequence[str], s
                 config.data.mask = MaskConfig(spec.kind, spec.rate, spec.acceleration, spec.center_fraction,
                                               pool=config.data.mask.pool)
                 config.train.device = device
+                if is_prepared(data):
+                    config.data.source = str(data)
                 if steps_per_epoch is not None:
                     config.train.steps_per_epoch = steps_per_epoch
                 resume = (run_dir / "last.pt").is_file()

@@ -44,8 +44,9 @@ def check_kspace(kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | 
             raise ValueError(f"with coil maps, k-space must have shape (B, C, Nc, H, W), got {tuple(kspace.shape)}")
         per_contrast = maps_per_contrast(maps)
         if per_contrast.shape[2] != kspace.shape[2] or per_contrast.shape[-2:] != kspace.shape[-2:]:
-            raise ValueError(f"coil maps {tuple(maps.shape)} do not match the k-space's {kspace.shape[2]} coils "
-                             f"and spatial shape {tuple(kspace.shape[-2:])}")
+            raise ValueError(f"coil maps {tuple(maps.shape)} hold {per_contrast.shape[2]} coils of shape "
+                             f"{tuple(per_contrast.shape[-2:])}; the k-space has {kspace.shape[2]} coils of shape "
+                             f"{tuple(kspace.shape[-2:])}")
         if per_contrast.shape[0] not in (1, kspace.shape[0]):
             raise ValueError(f"coil maps are for {per_contrast.shape[0]} samples, the k-space has {kspace.shape[0]}")
     elif kspace.ndim == 5:

@@ -44,15 +44,17 @@ def solve_embedded(
     settings: TVSettings | None = None,
     noise_std: float = 0.0,
     progress: bool = True,
+    contrasts: Sequence[str] = ("T1", "T2"),
 ) -> dict:
-    """Reconstruct embedded slices from simulated k-space with LPAM + TV; writes recon.npy, figure.png,
-    history.json and metrics.json into ``out_dir`` and returns the metrics."""
+    """Reconstruct embedded slices (``contrasts``: any of T1, T2, PD, one LPAM block each) from simulated
+    k-space with LPAM + TV; writes recon.npy, figure.png, history.json and metrics.json into ``out_dir``
+    and returns the metrics."""
     if regularizer not in REGULARIZERS:
         raise ValueError(f"unknown regularizer {regularizer!r}; choose one of {', '.join(REGULARIZERS)}")
     mask = mask or MaskSpec()
     settings = settings or TVSettings()
     settings.coupling = REGULARIZERS[regularizer]
-    data = load_split(split, slices=slices)
+    data = load_split(split, contrasts, slices=slices)
     sampling = mask.build(tuple(data.images.shape[-2:]))
     kspace = simulate_kspace(data.images, sampling, noise_std=noise_std)
     started = time.perf_counter()

@@ -424,11 +424,14 @@ def load_volumes(subject: Subject, contrasts: Sequence[str], data_format: str, m
     else:
         axis = slice_axis or SLICE_AXES[data_format]
         volumes = [_array_volume(subject, c, data_format, measured, axis) for c in contrasts]
+    def source(contrast: str) -> Path:  # the file a volume was read from
+        from_kspace = contrast in subject.kspace and (measured or contrast not in subject.files)
+        return subject.kspace[contrast] if from_kspace else subject.files[contrast]
+
     for contrast, volume in zip(contrasts[1:], volumes[1:]):
         if volume.shape != volumes[0].shape:
-            first = subject.files.get(contrasts[0]) or subject.kspace[contrasts[0]]
-            raise ValueError(f"{subject.files.get(contrast) or subject.kspace[contrast]}: grid {volume.shape} "
-                             f"differs from {first} {volumes[0].shape}; register / resample first")
+            raise ValueError(f"{source(contrast)}: grid {volume.shape} differs from {source(contrasts[0])} "
+                             f"{volumes[0].shape}; register / resample first")
     return volumes
 
 

@@ -1,5 +1,6 @@
 """The trainable reconstruction models by name: a config's ``model.type`` and a checkpoint's
-``model_type`` pick one. All share the call ``model(kspace, mask, phases=None, mode="plain", history=None)``."""
+``model_type`` pick one. All share the call ``model(kspace, mask, phases=None, mode="plain", history=None,
+maps=None)`` (``maps``: coil sensitivities for multi-coil k-space, :mod:`lpam.problem`)."""
 from __future__ import annotations
 
 from torch import nn

@@ -6,8 +6,9 @@ of all contrasts at once, followed by data consistency (X-Net-like).
 
 Multi-coil k-space (B, C, Nc, H, W) with coil maps S: x0 = A^H y = sum_c conj(S_c) F^H P y_c (SENSE) and
 DC(x) = x - A^H (A x - y), a unit gradient step on the data term. With sum_c |S_c|^2 = 1 this is
-sum_c conj(S_c) F^H ((1 - P) F S_c x + P y_c), hard data consistency per coil, coil-combined; with one
-all-ones coil it is the single-coil DC above.
+sum_c conj(S_c) F^H ((1 - P) F S_c x + P y_c), hard data consistency per coil, coil-combined: exact for
+full sampling (then A^H A = I) and otherwise never increasing the data residual, which becomes
+(I - A A^H)(A x - y) with ||A|| <= 1; with one all-ones coil it is the single-coil DC above.
 
 U: `pools` 2x2 max-pool levels, two 3x3 convolutions with instance norm and leaky ReLU per level
 (fastMRI's block), transposed-convolution upsampling, skip connections, a 1x1 output convolution. The

@@ -1,0 +1,49 @@
+"""Warm start across contrast counts: a 2-contrast LPAM-net starts a 3-contrast one (train.init_from)."""
+import pytest
+import torch
+
+from lpam.checkpoint import save_checkpoint
+from lpam.data.embedded import load_split, simulate_kspace
+from lpam.models.lpam_net import LPAMNet, LPAMNetConfig
+from lpam.physics.masks import make_mask
+from lpam.training.warm_start import warm_start
+
+
+def checkpoint(path, contrasts, **config):
+    torch.manual_seed(0)
+    model = LPAMNet(LPAMNetConfig(contrasts=len(contrasts), phases=2, features=16, g_init="random", **config))
+    save_checkpoint(path, model, extra={"train_config": {"data": {"contrasts": list(contrasts)}}})
+    return model
+
+
+def test_known_contrasts_copied_new_ones_the_mean(tmp_path):
+    source = checkpoint(tmp_path / "two.pt", ["T1", "T2"])
+    target = LPAMNet(LPAMNetConfig(contrasts=3, phases=2, features=16))
+    assert warm_start(target, tmp_path / "two.pt", ["T2", "PD", "T1"]) == []
+    first_in, first_out = source.g[0].weight_real[0], target.g[0].weight_real[0]
+    torch.testing.assert_close(first_out[:, 0], first_in[:, 1])
+    torch.testing.assert_close(first_out[:, 2], first_in[:, 0])
+    torch.testing.assert_close(first_out[:, 1], first_in.mean(dim=1))
+    torch.testing.assert_close(target.alpha[:, 2], source.alpha[:, 0])
+    torch.testing.assert_close(target.g[0].weight_imag[2], source.g[0].weight_imag[2])
+
+
+def test_three_contrast_network_runs_and_keeps_t1_t2_behaviour(tmp_path):
+    """With PD's k-space, the warm-started 3-contrast net reconstructs all three contrasts."""
+    checkpoint(tmp_path / "two.pt", ["T1", "T2"])
+    model = LPAMNet(LPAMNetConfig(contrasts=3, phases=2, features=16))
+    warm_start(model, tmp_path / "two.pt", ["T1", "T2", "PD"])
+    images = load_split("test", ("T1", "T2", "PD"), [0]).images
+    mask = torch.from_numpy(make_mask("radial", (160, 180), rate=0.2))
+    with torch.no_grad():
+        recon = model(simulate_kspace(images, mask), mask)
+    assert recon.shape == (1, 3, 160, 180) and torch.isfinite(recon.abs()).all()
+
+
+def test_mismatched_architecture_is_an_error(tmp_path):
+    checkpoint(tmp_path / "two.pt", ["T1", "T2"])
+    with pytest.raises(ValueError, match="only the number of contrasts may differ"):
+        warm_start(LPAMNet(LPAMNetConfig(contrasts=3, phases=2, features=32)), tmp_path / "two.pt", ["T1", "T2", "PD"])
+    save_checkpoint(tmp_path / "bare.pt", LPAMNet(LPAMNetConfig(phases=2, features=8)))
+    with pytest.raises(ValueError, match="does not record the contrasts"):
+        warm_start(LPAMNet(LPAMNetConfig(phases=2, features=8)), tmp_path / "bare.pt", ["T1", "T2"])
