@@ -50,10 +50,12 @@ def tiny_checkpoints(folder):
         "lpam_net_joint_radial20.pt": {"model": {"phases": 1, "features": 8}},
         "lpam_net_separate_radial20.pt": {"model": {"phases": 1, "features": 8, "coupling": "separate"}},
         "unet_joint_radial20.pt": {"model": {"type": "unet", "channels": 4, "pools": 1}},
+        "lpam_net_joint3_radial20.pt": {"model": {"phases": 1, "features": 16, "contrasts": 3},
+                                        "data": {"contrasts": ["T1", "T2", "PD"]}},
     }
     for name, raw in configs.items():
-        config = TrainConfig.from_dict({**raw, "data": {"mask": {"kind": "radial", "rate": 0.2, "pool": 2}},
-                                        "train": copy.deepcopy(TINY_TRAIN)})
+        data = {"mask": {"kind": "radial", "rate": 0.2, "pool": 2}, **raw.get("data", {})}
+        config = TrainConfig.from_dict({"model": raw["model"], "data": data, "train": copy.deepcopy(TINY_TRAIN)})
         from lpam.models.registry import build_model
 
         save_checkpoint(folder / name, build_model(config.model), extra={"train_config": config.to_dict()})
@@ -65,7 +67,7 @@ def test_benchmark_end_to_end(tmp_path, monkeypatch):
     masks = ["radial-0.20", "cartesian-random-8x"]
     metrics = evaluation.run_benchmark(tmp_path / "bench", masks, slices=slice(0, 4), subset_every=2,
                                        tv_iterations=3, progress=False)
-    assert set(metrics["methods"]) == set(evaluation.METHODS)
+    assert set(metrics["methods"]) == set(evaluation.METHODS) - {"lpam-net-3c"}  # the T1, T2 methods
     for method, per_mask in metrics["methods"].items():
         assert set(per_mask) == set(masks)
         for mask in masks:
@@ -82,6 +84,17 @@ def test_benchmark_end_to_end(tmp_path, monkeypatch):
     for name in ("grid_radial-0.20.png", "grid_cartesian-random-8x.png", "psnr_vs_rate.png",
                  "convergent_phases.png", "history_convergent.json", "metrics.json"):
         assert (tmp_path / "bench" / name).is_file(), name
+
+
+def test_three_contrast_benchmark(tmp_path, monkeypatch):
+    monkeypatch.setattr(evaluation, "WEIGHTS", tiny_checkpoints(tmp_path / "weights"))
+    metrics = evaluation.run_benchmark(tmp_path / "bench3", ["radial-0.20"], slices=slice(0, 2), tv_iterations=3,
+                                       progress=False, contrasts=("T1", "T2", "PD"))
+    assert set(metrics["methods"]) == {"zero-filled", "joint-tv", "separate-tv", "lpam-net-3c"}
+    assert np.isfinite(metrics["methods"]["lpam-net-3c"]["radial-0.20"]["PD"]["psnr"]["mean"])
+    assert "PD PSNR" in (tmp_path / "bench3" / "results.md").read_text()
+    with pytest.raises(ValueError, match="reconstruct other contrasts"):
+        evaluation.run_benchmark(tmp_path / "bad", ["radial-0.20"], ["lpam-net"], contrasts=("T1", "T2", "PD"))
 
 
 def test_results_markdown_bolds_the_best_value():
@@ -137,6 +150,9 @@ def test_evaluate_command(tmp_path, capsys):
     np.save(images, load_split("test", slices=[0, 1]).images.numpy())
     code, _, _ = run(capsys, "evaluate", "--checkpoint", checkpoint, "--data", images, "--quiet", "--out", tmp_path / "e2")
     assert code == 0 and json.loads((tmp_path / "e2" / "metrics.json").read_text())["slices"] == [0, 1]
+    code, _, err = run(capsys, "evaluate", "--checkpoint", checkpoint, "--contrasts", "T1", "T2", "PD", "--quiet",
+                       "--out", tmp_path / "e3")
+    assert code == 2 and "reconstructs 2 contrasts" in err and not (tmp_path / "e3").exists()
 
 
 @pytest.mark.parametrize("problem, message", [("shape", "expected images"), ("nan", "finite"), ("missing", "not found")])

@@ -112,7 +112,8 @@ def command_evaluate(args: argparse.Namespace) -> None:
 
     metrics = evaluate_checkpoint(args.checkpoint, args.out, args.data, args.split, parse_slices(args.slices),
                                   mask_spec(args), args.mode, args.name, args.device, progress=not args.quiet,
-                                  mask_file=args.mask_file, coils=args.coils, estimate_maps=args.estimate_maps)
+                                  mask_file=args.mask_file, coils=args.coils, estimate_maps=args.estimate_maps,
+                                  contrasts=args.contrasts)
     print(f"{metrics['data']}, {len(metrics['slices'])} slices, mask {metrics['mask']['kind']} "
           f"(achieved rate {metrics['mask']['achieved_rate']:.3f}), mode {metrics['mode']}")
     if "coils" in metrics:
@@ -123,14 +124,15 @@ def command_evaluate(args: argparse.Namespace) -> None:
 
 def command_benchmark(args: argparse.Namespace) -> None:
     from lpam.evaluation import retrain, run_benchmark
+    from lpam.methods import methods_for
 
-    checkpoints = None
+    checkpoints, methods = None, args.methods or methods_for(args.contrasts)
     if args.retrain:
-        checkpoints = retrain(args.out, args.masks, args.methods, args.retrain_steps, args.device, not args.quiet,
+        checkpoints = retrain(args.out, args.masks, methods, args.retrain_steps, args.device, not args.quiet,
                               data=args.data)
-    metrics = run_benchmark(args.out, args.masks, args.methods, parse_slices(args.slices), args.subset_every,
+    metrics = run_benchmark(args.out, args.masks, methods, parse_slices(args.slices), args.subset_every,
                             args.tv_iterations, checkpoints, args.device, progress=not args.quiet,
-                            data=args.data, split=args.split)
+                            data=args.data, split=args.split, contrasts=args.contrasts)
     print((Path(args.out) / "results.md").read_text())
     print(f"benchmark finished in {metrics['seconds_total']:.0f} s; wrote results.md, metrics.json and figures to {args.out}")
 
@@ -229,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--estimate-maps", nargs="?", const="auto", default=None, choices=MAP_METHODS,
                    help="with --coils: estimate the maps from the calibration region (auto: espirit with sigpy, "
                         "else lowres) instead of using the simulated ones")
+    p.add_argument("--contrasts", nargs="+", default=None,
+                   help="contrasts of the data, in the model's order (default: those the checkpoint was trained on)")
     p.add_argument("--name", default=None, help="method name in metrics.json (default: the checkpoint's stem)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--quiet", action="store_true")
@@ -243,7 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'embedded', a dataset from `lpam prepare`, or a .npy/.npz of images (S, C, H, W) in [0, 1]")
     p.add_argument("--split", default="test", help="split of the embedded or prepared data: train, val, test")
     p.add_argument("--masks", nargs="+", default=list(BENCHMARK_MASKS), choices=list(BENCHMARK_MASKS))
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    p.add_argument("--methods", nargs="+", default=None, choices=list(METHODS),
+                   help="default: every method for --contrasts (classical ones and models trained on them)")
+    p.add_argument("--contrasts", nargs="+", default=["T1", "T2"],
+                   help="contrasts reconstructed jointly, e.g. T1 T2 PD (the embedded data has a synthetic PD)")
     p.add_argument("--slices", default=None, help="positions in the split (default: all; the embedded test slab has 20)")
     p.add_argument("--subset-every", type=int, default=5,
                    help="masks other than radial-0.20, and the convergent net, run on every N-th slice")

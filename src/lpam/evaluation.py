@@ -21,13 +21,13 @@ import torch
 from tqdm import tqdm
 
 from lpam.algorithm.lpam import History
-from lpam.checkpoint import load_checkpoint, load_model
+from lpam.checkpoint import SHIPPED_WEIGHTS, load_checkpoint, load_model
 from lpam.data.embedded import simulate_kspace, simulate_multicoil_kspace
 from lpam.data.prepared import is_prepared
 from lpam.data.sources import EvaluationData, load_evaluation_data
 from lpam.io import atomic_path, save_json
 from lpam.metrics import slice_metrics, summarize
-from lpam.methods import BENCHMARK_MASKS, CLASSICAL, LEARNED, METHODS, PRIMARY_MASK
+from lpam.methods import BENCHMARK_MASKS, CLASSICAL, LEARNED, METHODS, PRIMARY_MASK, methods_for
 from lpam.models.lpam_net import count_parameters
 from lpam.physics.coils import calibration_size, estimate_coil_maps, resolved_map_method, simulate_coil_maps
 from lpam.physics.masks import MaskSpec, load_mask
@@ -106,6 +106,11 @@ def tv_reconstructor(coupling: str, iterations: int, progress: bool = False) -> 
                                                progress)[0]
 
 
+def _trained_contrasts(checkpoint: dict) -> list[str]:
+    """The contrasts a checkpoint was trained on (T1, T2 when it does not say)."""
+    return list((checkpoint.get("train_config") or {}).get("data", {}).get("contrasts") or ["T1", "T2"])
+
+
 def _model_mask(checkpoint: dict) -> str | None:
     """The mask label a checkpoint was trained with (None if it does not say)."""
     mask = (checkpoint.get("train_config") or {}).get("data", {}).get("mask")
@@ -128,6 +133,7 @@ def evaluate_checkpoint(
     mask_file: str | Path | None = None,
     coils: int | None = None,
     estimate_maps: str | None = None,
+    contrasts: Sequence[str] | None = None,
 ) -> dict:
     """`lpam evaluate`: one model (default: the shipped LPAM-net) and zero-filled on any data; writes
     metrics.json (the schema of `lpam solve` / `lpam demo`) and figure.png into ``out_dir``. ``mask_file``
@@ -141,8 +147,11 @@ def evaluate_checkpoint(
             raise ValueError("estimating coil maps needs multi-coil k-space: give the number of coils too")
         estimate_maps = resolved_map_method(estimate_maps)
     mask = mask or MaskSpec()
-    dataset = load_evaluation_data(data, split, slices)
     model = load_model(checkpoint, map_location=device)
+    contrasts = list(contrasts or _trained_contrasts(load_checkpoint(checkpoint or SHIPPED_WEIGHTS)))
+    if len(contrasts) != model.config.contrasts:
+        raise ValueError(f"the model reconstructs {model.config.contrasts} contrasts, --contrasts lists {contrasts}")
+    dataset = load_evaluation_data(data, split, slices, contrasts)
     name = name or (Path(checkpoint).stem if checkpoint is not None else "lpam-net")
     shape = tuple(dataset.images.shape[-2:])
     if mask_file is not None:
@@ -217,7 +226,7 @@ def results_markdown(metrics: dict, contrasts: Sequence[str], notes: Sequence[st
 def run_benchmark(
     out_dir: str | Path,
     masks: Sequence[str] = tuple(BENCHMARK_MASKS),
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] | None = None,
     slices: slice | Sequence[int] | None = None,
     subset_every: int = 5,
     tv_iterations: int = 300,
@@ -226,20 +235,26 @@ def run_benchmark(
     progress: bool = True,
     data: str = "embedded",
     split: str = "test",
+    contrasts: Sequence[str] = ("T1", "T2"),
 ) -> dict:
-    """`lpam benchmark`: every method for each mask on ``data`` (the embedded slabs, a prepared dataset or
-    an image file, as :func:`lpam.data.sources.load_evaluation_data`; ``split`` of the first two). The
-    primary mask (radial 20%) runs on all selected slices; the other masks and the (10x slower) convergent
+    """`lpam benchmark`: every method (default: those for ``contrasts``, :func:`lpam.methods.methods_for`)
+    for each mask on ``data`` (the embedded slabs, a prepared dataset or an image file, as
+    :func:`lpam.data.sources.load_evaluation_data`; ``split`` of the first two). The primary mask (radial 20%) runs on all selected slices; the other masks and the (10x slower) convergent
     net run on every ``subset_every``-th of them (SPEC.md section 7). ``checkpoints`` maps (method, mask
     label) to a checkpoint that replaces the shipped weights (see :func:`retrain`)."""
+    methods = methods_for(contrasts) if methods is None else tuple(methods)
     unknown = [m for m in masks if m not in BENCHMARK_MASKS] + [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown mask(s) or method(s) {unknown}; masks: {', '.join(BENCHMARK_MASKS)}; "
                          f"methods: {', '.join(METHODS)}")
+    mismatched = [m for m in methods if m in LEARNED and LEARNED[m].contrasts != tuple(contrasts)]
+    if mismatched:
+        raise ValueError(f"method(s) {mismatched} reconstruct other contrasts than {', '.join(contrasts)}; "
+                         f"for these contrasts use {', '.join(methods_for(contrasts))}")
     if subset_every < 1:
         raise ValueError(f"subset_every must be >= 1, got {subset_every}")
     started_all = time.perf_counter()
-    dataset = load_evaluation_data(data, split, slices)
+    dataset = load_evaluation_data(data, split, slices, contrasts)
     full = list(range(dataset.images.shape[0]))
     subset = full[::subset_every]
     show = subset[len(subset) // 2]

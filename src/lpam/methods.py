@@ -3,6 +3,7 @@ them without importing the evaluation machinery)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 from lpam.physics.masks import MaskSpec
 
@@ -16,10 +17,11 @@ PRIMARY_MASK = "radial-0.20"
 
 @dataclass
 class LearnedMethod:
-    """A learned method: shipped weights and the inference mode."""
+    """A learned method: shipped weights, the inference mode and the contrasts it reconstructs."""
 
     weights: str
     mode: str = "plain"
+    contrasts: tuple[str, ...] = ("T1", "T2")
 
 
 LEARNED: dict[str, LearnedMethod] = {
@@ -27,6 +29,13 @@ LEARNED: dict[str, LearnedMethod] = {
     "lpam-net-convergent": LearnedMethod("lpam_net_joint_radial20.pt", "convergent"),
     "lpam-net-separate": LearnedMethod("lpam_net_separate_radial20.pt"),
     "unet-joint": LearnedMethod("unet_joint_radial20.pt"),
+    "lpam-net-3c": LearnedMethod("lpam_net_joint3_radial20.pt", contrasts=("T1", "T2", "PD")),
 }
 CLASSICAL = ("zero-filled", "joint-tv", "separate-tv")
 METHODS = CLASSICAL + tuple(LEARNED)
+
+
+def methods_for(contrasts: Sequence[str]) -> tuple[str, ...]:
+    """The benchmark's default methods for ``contrasts``: the classical ones (any number of contrasts) and
+    the learned ones trained on exactly these contrasts."""
+    return CLASSICAL + tuple(name for name, method in LEARNED.items() if method.contrasts == tuple(contrasts))
