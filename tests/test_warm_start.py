@@ -16,28 +16,31 @@ def checkpoint(path, contrasts, **config):
     return model
 
 
-def test_known_contrasts_copied_new_ones_the_mean(tmp_path):
+def test_known_contrasts_copied_new_filters_zero_new_steps_the_mean(tmp_path):
     source = checkpoint(tmp_path / "two.pt", ["T1", "T2"])
     target = LPAMNet(LPAMNetConfig(contrasts=3, phases=2, features=16))
     assert warm_start(target, tmp_path / "two.pt", ["T2", "PD", "T1"]) == []
     first_in, first_out = source.g[0].weight_real[0], target.g[0].weight_real[0]
     torch.testing.assert_close(first_out[:, 0], first_in[:, 1])
     torch.testing.assert_close(first_out[:, 2], first_in[:, 0])
-    torch.testing.assert_close(first_out[:, 1], first_in.mean(dim=1))
+    assert not first_out[:, 1].any()
     torch.testing.assert_close(target.alpha[:, 2], source.alpha[:, 0])
+    torch.testing.assert_close(target.tau[:, 1], source.tau.mean(dim=1))
     torch.testing.assert_close(target.g[0].weight_imag[2], source.g[0].weight_imag[2])
 
 
-def test_three_contrast_network_runs_and_keeps_t1_t2_behaviour(tmp_path):
-    """With PD's k-space, the warm-started 3-contrast net reconstructs all three contrasts."""
-    checkpoint(tmp_path / "two.pt", ["T1", "T2"])
-    model = LPAMNet(LPAMNetConfig(contrasts=3, phases=2, features=16))
-    warm_start(model, tmp_path / "two.pt", ["T1", "T2", "PD"])
+def test_three_contrast_network_starts_as_the_two_contrast_one(tmp_path):
+    """The warm-started 3-contrast net gives T1 and T2 exactly what the 2-contrast net gives them."""
+    two = checkpoint(tmp_path / "two.pt", ["T1", "T2"])
+    three = LPAMNet(LPAMNetConfig(contrasts=3, phases=2, features=16))
+    warm_start(three, tmp_path / "two.pt", ["T1", "T2", "PD"])
     images = load_split("test", ("T1", "T2", "PD"), [0]).images
     mask = torch.from_numpy(make_mask("radial", (160, 180), rate=0.2))
+    kspace = simulate_kspace(images, mask)
     with torch.no_grad():
-        recon = model(simulate_kspace(images, mask), mask)
-    assert recon.shape == (1, 3, 160, 180) and torch.isfinite(recon.abs()).all()
+        recon3, recon2 = three(kspace, mask), two(kspace[:, :2], mask)
+    assert recon3.shape == (1, 3, 160, 180) and torch.isfinite(recon3.abs()).all()
+    torch.testing.assert_close(recon3[:, :2], recon2, rtol=1e-4, atol=1e-5)
 
 
 def test_mismatched_architecture_is_an_error(tmp_path):
