@@ -102,8 +102,6 @@ def test_calibration_size():
 
 @pytest.mark.parametrize("method", ["lowres", "espirit"])
 def test_estimated_maps_match_the_true_maps_inside_the_object(method):
-    if method == "espirit":
-        pytest.importorskip("sigpy")
     images = load_split("test", slices=[10]).images
     maps = simulate_coil_maps(8, (160, 180))
     kspace = simulate_multicoil_kspace(images, torch.ones(160, 180), maps)  # centre fully sampled

@@ -56,9 +56,10 @@ def test_prepare_brats_then_train_and_evaluate(tmp_path, capsys, scheme):
                           "--quiet", "--out", prepared)
     assert code == 0, err
     assert "format brats" in text and "skipped S099: missing T2" in text
-    train_images, contrasts, subjects, slices, complex_images = load_prepared(prepared, "train")
-    assert contrasts == ["T1", "T2"] and train_images.shape[1:] == (2, 32, 36) and complex_images is None
-    assert 0 not in slices and 0 <= train_images.min() and train_images.max() <= 1
+    train = load_prepared(prepared, "train")
+    assert train.contrasts == ["T1", "T2"] and train.images.shape[1:] == (2, 32, 36)
+    assert train.complex_images is None and train.coil_images is None and train.maps is None
+    assert 0 not in train.slices and 0 <= train.images.min() and train.images.max() <= 1
     subjects_per_split = [set(load_prepared(prepared, s)[2]) for s in ("train", "val", "test")]
     assert sum(len(s) for s in subjects_per_split) == 6 and not set.intersection(*subjects_per_split)
     config = {"model": {"phases": 1, "features": 8},
@@ -246,6 +247,73 @@ def test_single_coil_measured_kspace_is_kept_exactly(tmp_path):
     np.testing.assert_allclose(ratio, np.full_like(ratio, ratio.real.mean()), rtol=1e-4)  # F x = y / scale: nothing re-simulated
 
 
+def test_prepare_keep_coils_then_train_and_evaluate(tmp_path, capsys):
+    from lpam.physics.coils import sensitivity_combine
+    from lpam.problem import zero_filled
+    from lpam.training.config import TrainConfig
+    from lpam.training.trainer import make_batch
+
+    root = m4raw(tmp_path / "m4raw", subjects=3, coils=3, repetitions=1, missing_t2=False)
+    prepared = tmp_path / "prepared.npz"
+    code, text, err = run(capsys, "prepare", "--data", root, "--size", 32, 32, "--measured-kspace", "--keep-coils",
+                          "--quiet", "--out", prepared)
+    assert code == 0 and "3 coil images and coil maps" in text, err
+    part = next(p for p in (load_prepared(prepared, s) for s in ("train", "val", "test")) if p.slices)
+    assert part.coil_images.shape == part.maps.shape == (len(part.slices), 2, 3, 32, 32)
+    power = (np.abs(part.maps) ** 2).sum(2)
+    assert np.all((np.abs(power - 1) < 1e-4) | (power == 0))  # sum_c |S_c|^2 = 1 on the object, 0 outside
+    combined = sensitivity_combine(torch.from_numpy(part.coil_images), torch.from_numpy(part.maps)).numpy()
+    np.testing.assert_allclose(combined, part.complex_images, atol=1e-5)  # x = sum_c conj(S_c) x_c
+    with h5py.File(root / f"{part.subjects[0]}_T101.h5") as handle:
+        measured = handle["kspace"][part.slices[0], 1]
+    again, sampled = fourier(part.coil_images[0, 0, 1]), np.abs(measured) > 1e-2
+    ratio = again[sampled] / measured[sampled]
+    np.testing.assert_allclose(ratio, np.full_like(ratio, ratio.real.mean()), rtol=1e-4)  # F x_c = y_c / scale
+
+    full = {"augment": {"enabled": False}, "mask": {"kind": "variable-density", "rate": 1.0, "pool": 1}}
+    config = TrainConfig.from_dict({"data": {"source": str(prepared), "coil_maps": "measured", **full}})
+    coil_data = (torch.from_numpy(part.coil_images), torch.from_numpy(part.maps))
+    kspace, masks, targets, maps = make_batch(torch.from_numpy(part.complex_images), [0], config, (0, 0), coil_data)
+    assert kspace.shape == (1, 2, 3, 32, 32) and maps.shape == (1, 2, 3, 32, 32)
+    torch.testing.assert_close(zero_filled(kspace, masks, maps), torch.from_numpy(part.complex_images[:1]),
+                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(targets, torch.from_numpy(np.abs(part.complex_images[:1])), atol=1e-5, rtol=1e-5)
+
+    train_config = yaml.safe_load(tiny_train_config(tmp_path, prepared).read_text())
+    train_config["data"]["coil_maps"] = "measured"
+    (tmp_path / "coils.yaml").write_text(yaml.safe_dump(train_config))
+    code, _, err = run(capsys, "train", "--config", tmp_path / "coils.yaml", "--quiet", "--out", tmp_path / "run")
+    assert code == 0, err
+    code, _, err = run(capsys, "evaluate", "--checkpoint", tmp_path / "run" / "best.pt", "--data", prepared,
+                       "--split", "train", "--slices", "0:2", "--mask", "cartesian-equispaced", "--acceleration", 4,
+                       "--quiet", "--out", tmp_path / "eval")
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert set(metrics["methods"]) == {"zero-filled-rss", "zero-filled-sense", "best"}
+    assert metrics["coils"] == {"count": 3, "maps": "measured k-space, maps estimated by lpam prepare"}
+
+
+def test_keep_coils_errors(tmp_path):
+    root = m4raw(tmp_path / "m4raw", subjects=2, coils=3, repetitions=1, missing_t2=False)
+    for contrast in ("T1", "T2"):
+        write_h5(root / f"2022061099_{contrast}01.h5", complex_head(), coils=2)
+    with pytest.raises(ValueError, match="2022061099_T101.h5: 2 coils, the files before it have 3"):
+        prepare(root, tmp_path / "p.npz", size=(32, 32), measured_kspace=True, keep_coils=True, progress=False)
+    with pytest.raises(ValueError, match="add --measured-kspace"):
+        prepare(root, tmp_path / "p.npz", keep_coils=True, progress=False)
+    single = tmp_path / "single"
+    for contrast in ("T1", "T2"):
+        write_h5(single / f"S1_{contrast}.h5", complex_head())
+    with pytest.raises(ValueError, match="S1_T1.h5: --keep-coils needs multi-coil k-space"):
+        prepare(single, tmp_path / "p.npz", size=(32, 32), measured_kspace=True, keep_coils=True, progress=False)
+    from lpam.training import trainer
+    from lpam.training.config import TrainConfig
+
+    config = TrainConfig.from_dict({"data": {"coil_maps": "measured"}})
+    with pytest.raises(ValueError, match="embedded:val: data.coil_maps 'measured' needs a dataset prepared"):
+        trainer.validation_data(config)
+
+
 def test_h5_repetitions_are_averaged_or_the_first_is_kept(tmp_path):
     root = m4raw(tmp_path / "m4raw", subjects=1, coils=0, missing_t2=False)
     [subject], _, data_format = find_subjects(root, None, ["T1", "T2"])
@@ -390,7 +458,8 @@ def test_make_batch_uses_measured_kspace_without_phase_or_noise(tmp_path):
         config = TrainConfig.from_dict({"data": {"augment": {"enabled": enabled, "noise_probability": 1.0,
                                                              "phase_probability": 1.0},
                                                  "mask": {"kind": "radial", "rate": 0.3, "pool": 1}}})
-        kspace, masks, targets = make_batch(images, [1, 2], config, (0, 0))
+        kspace, masks, targets, maps = make_batch(images, [1, 2], config, (0, 0))
+        assert maps is None
         mask = torch.from_numpy(make_mask("radial", (32, 32), rate=0.3, seed=0))
         for row, index in enumerate([1, 2]):
             x = images[index]

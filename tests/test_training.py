@@ -1,11 +1,15 @@
 """`lpam train`: a tiny run end to end, exact resume after a kill, logs, and config errors."""
 import copy
+import csv
+import math
 
 import pytest
 import torch
 import yaml
 
 from lpam.checkpoint import load_checkpoint, load_model
+from lpam.physics.coils import simulate_coil_maps
+from lpam.problem import zero_filled
 from lpam.training import trainer
 from lpam.training.config import TrainConfig
 
@@ -31,6 +35,29 @@ def test_tiny_training_run_writes_everything(tmp_path):
     assert len((tmp_path / "run" / "train.csv").read_text().strip().splitlines()) == 1 + 4
     model = load_model(best)
     assert model.config.phases == 2
+
+
+def test_tiny_multicoil_training_run(tmp_path):
+    raw = copy.deepcopy(TINY)
+    raw["data"]["coils"] = 4
+    best = trainer.train(TrainConfig.from_dict(raw), tmp_path / "run", quiet=True)
+    assert (tmp_path / "run" / "last.pt").is_file() and best.is_file()
+    with open(tmp_path / "run" / "train.csv") as handle:
+        losses = [float(row["loss"]) for row in csv.DictReader(handle)]
+    assert len(losses) == 4 and all(math.isfinite(loss) for loss in losses)
+    assert load_checkpoint(best)["train_config"]["data"]["coils"] == 4
+
+
+def test_make_batch_with_coils_simulates_coil_kspace():
+    config = TrainConfig.from_dict({"data": {"coils": 3, "augment": {"enabled": False},
+                                             "mask": {"kind": "variable-density", "rate": 1.0, "pool": 1}}})
+    images = torch.rand(4, 2, 24, 20)
+    kspace, masks, targets, maps = trainer.make_batch(images, [1, 3], config, (0, 0))
+    assert kspace.shape == (2, 2, 3, 24, 20) and masks.shape == (2, 24, 20) and bool(masks.all())
+    torch.testing.assert_close(maps, simulate_coil_maps(3, (24, 20)).expand(2, -1, -1, -1))
+    torch.testing.assert_close(targets, images[[1, 3]])
+    combined = zero_filled(kspace, masks, maps)  # sum_c conj(S_c) F^H y_c with sum_c |S_c|^2 = 1
+    torch.testing.assert_close(combined, images[[1, 3]].to(torch.complex64), atol=1e-5, rtol=1e-5)
 
 
 def test_resume_continues_exactly(tmp_path, monkeypatch):
@@ -65,6 +92,17 @@ def test_resume_may_extend_the_schedule(tmp_path):
         trainer.train(shorter_first, tmp_path / "run", resume=True, quiet=True)
 
 
+def test_a_run_started_before_a_config_key_existed_resumes():
+    started = tiny_config().to_dict()
+    del started["data"]["coils"], started["data"]["coil_maps"]  # a checkpoint written before multi-coil training
+    position = trainer.Position(1, 0, 0, 2, 1)
+    assert trainer._resumed_position(started, tiny_config(), position) == position
+    with pytest.raises(ValueError, match="config differs"):
+        raw = copy.deepcopy(TINY)
+        raw["data"]["coils"] = 4
+        trainer._resumed_position(started, TrainConfig.from_dict(raw), trainer.Position())
+
+
 def test_run_directory_and_resume_errors(tmp_path):
     trainer.train(tiny_config(), tmp_path / "run", quiet=True)
     with pytest.raises(FileExistsError, match="--resume"):
@@ -84,6 +122,10 @@ def test_run_directory_and_resume_errors(tmp_path):
         ({"train": {"schedule": [{"phases": 1, "epochs": 1}]}}, "last stage"),
         ({"train": {"mode": "fast"}}, "train.mode"),
         ({"data": {"augment": {"flips": True}}}, "unknown augmentation option"),
+        ({"data": {"coils": 0}}, "data.coils must be a whole number >= 1"),
+        ({"data": {"coils": 2.5}}, "data.coils must be a whole number >= 1"),
+        ({"data": {"coils": 4, "coil_maps": "espirit"}}, "unknown data.coil_maps"),
+        ({"data": {"coils": 4}, "model": {"initial_image": "learned"}}, "single-coil k-space only"),
     ],
 )
 def test_config_errors(tmp_path, change, message):

@@ -142,8 +142,11 @@ def command_prepare(args: argparse.Namespace) -> None:
 
     summary = prepare(args.data, args.out, args.contrasts, tuple(args.size), args.format,
                       tuple(args.split_fractions), args.min_foreground, progress=not args.quiet,
-                      measured_kspace=args.measured_kspace, repetitions=args.repetitions, slice_axis=args.slice_axis)
+                      measured_kspace=args.measured_kspace, repetitions=args.repetitions, slice_axis=args.slice_axis,
+                      keep_coils=args.keep_coils)
     kind = "complex images of the measured k-space" if summary["measured_kspace"] else "magnitudes"
+    if summary["coils"] is not None:
+        kind += f", {summary['coils']} coil images and coil maps"
     print(f"format {summary['format']}; wrote {args.out} ({kind})")
     for split, counts in summary["splits"].items():
         print(f"  {split:<5} {counts['subjects']:>5} subjects {counts['slices']:>7} slices")
@@ -273,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-foreground", type=float, default=0.1, help="keep slices with at least this foreground fraction")
     p.add_argument("--measured-kspace", action="store_true",
                    help="h5 / mat / npz: keep the measured k-space (complex images, nothing re-simulated)")
+    p.add_argument("--keep-coils", action="store_true",
+                   help="with --measured-kspace, h5: keep multi-coil k-space per coil (coil images and coil maps "
+                        "estimated from the k-space centre) instead of combining the coils")
     p.add_argument("--repetitions", choices=["average", "first"], default="average",
                    help="h5: average the repetitions of a contrast (M4Raw T101..T103) or keep the first")
     p.add_argument("--slice-axis", choices=["first", "last"], default=None,

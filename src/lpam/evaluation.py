@@ -141,10 +141,10 @@ def evaluate_checkpoint(
 
     ``coils``: simulate k-space from ``coils`` coils with :func:`simulate_coil_maps` and compare the model
     (data terms summed over coils) with zero-filled combined by RSS and by the maps; the maps given to the
-    reconstructions are the simulated ones, or estimated with the method ``estimate_maps``."""
+    reconstructions are the simulated ones, or estimated with the method ``estimate_maps``. A dataset
+    prepared with ``--keep-coils`` is evaluated, without ``coils``, on its measured coil k-space P F x_c with
+    its stored maps (or maps estimated with ``estimate_maps``)."""
     if estimate_maps is not None:
-        if coils is None:
-            raise ValueError("estimating coil maps needs multi-coil k-space: give the number of coils too")
         estimate_maps = resolved_map_method(estimate_maps)
     mask = mask or MaskSpec()
     model = load_model(checkpoint, map_location=device)
@@ -152,6 +152,10 @@ def evaluate_checkpoint(
     if len(contrasts) != model.config.contrasts:
         raise ValueError(f"the model reconstructs {model.config.contrasts} contrasts, --contrasts lists {contrasts}")
     dataset = load_evaluation_data(data, split, slices, contrasts)
+    measured_coils = coils is None and dataset.coil_images is not None
+    if estimate_maps is not None and coils is None and not measured_coils:
+        raise ValueError("estimating coil maps needs multi-coil k-space: give the number of coils too, or a "
+                         "dataset prepared with --keep-coils")
     name = name or (Path(checkpoint).stem if checkpoint is not None else "lpam-net")
     shape = tuple(dataset.images.shape[-2:])
     if mask_file is not None:
@@ -161,8 +165,16 @@ def evaluate_checkpoint(
         sampling, described, label = mask.build(shape), mask.describe(), mask.label()
     positions = list(range(dataset.images.shape[0]))
     show = positions[len(positions) // 2]
-    if coils is None:
-        simulate: Simulator = simulate_kspace
+    if measured_coils:
+        def measured_coil_kspace(images: torch.Tensor, sampling_mask: torch.Tensor) -> torch.Tensor:
+            """P F x_c of the measured coil images; every slice is evaluated at once, so they are those of
+            ``images`` (their SENSE combinations)."""
+            return simulate_kspace(dataset.coil_images, sampling_mask)
+
+        simulate: Simulator = measured_coil_kspace
+        reconstructors = multicoil_reconstructors(model, name, mode, dataset.maps, estimate_maps, progress)
+    elif coils is None:
+        simulate = simulate_kspace
         reconstructors = {"zero-filled": zero_filled, name: network_reconstructor(model, mode, progress=progress)}
     else:
         maps = simulate_coil_maps(coils, shape)
@@ -180,8 +192,10 @@ def evaluate_checkpoint(
         "params": {name: count_parameters(model)},
         "seconds_per_pair": {method: r.seconds / len(positions) for method, r in results.items()},
     }
-    if coils is not None:
-        metrics["coils"] = {"count": coils, "maps": "simulated" if estimate_maps is None else
+    if coils is not None or measured_coils:
+        stored = "measured k-space, maps estimated by lpam prepare"
+        metrics["coils"] = {"count": coils or dataset.coil_images.shape[2],
+                            "maps": (stored if measured_coils else "simulated") if estimate_maps is None else
                             f"estimated ({estimate_maps}) from the calibration region "
                             f"{'x'.join(map(str, calibration_size(sampling)))}"}
     out = Path(out_dir)

@@ -33,8 +33,13 @@ magnitude target (from which training re-simulates single-coil k-space with a ra
 keeps x = F^H y, the complex image of the measured k-space, cropped in image space and scaled like the
 magnitudes but not clipped; training and evaluation then use F x (exact when nothing is cropped, the
 measurement restricted to the field of view otherwise) and |x| as the target, re-simulating nothing.
-Multi-coil k-space is combined into one virtual coil (:func:`combine_coils`) until multi-coil physics
-exists (SPEC.md section 7).
+Multi-coil k-space is combined into one virtual coil (:func:`combine_coils`), unless ``keep_coils=True``
+(CLI ``--keep-coils``, h5 only, SPEC.md section 7): then prepare keeps the coil images x_c = F^H y_c and
+coil maps S_c estimated once per slice and contrast from the central ``CALIBRATION`` x ``CALIBRATION``
+block of the measured (fully sampled) k-space (:func:`lpam.physics.coils.estimate_coil_maps`, ``lowres``:
+sum_c |S_c|^2 = 1 on the object, 0 outside), both cropped in image space and scaled like the complex image
+x = sum_c conj(S_c) x_c (SENSE-1), which is the stored complex image and whose magnitude is the target.
+Training and evaluation then use the measured coil k-space P F x_c with A_c = P F S_c.
 
 prepare: pair the contrasts of each subject; keep slices whose foreground (in the first contrast, after
 scaling: pixels above 0.05) covers at least ``min_foreground`` of the slice; centre crop /
@@ -57,7 +62,8 @@ from tqdm import tqdm
 
 from lpam.data.files import read_array
 from lpam.data.prepared import SPLITS, save_prepared
-from lpam.physics.fourier import ifft2c
+from lpam.physics.coils import estimate_coil_maps, sensitivity_combine
+from lpam.physics.fourier import fft2c, ifft2c
 from lpam.physics.masks import load_mask
 
 FORMATS = ("brats", "bids", "ixi", "h5", "mat", "npz")
@@ -73,6 +79,7 @@ FASTMRI_FILE = re.compile(r"^file_brain_(?P<acquisition>AX[A-Z0-9]+)_(?P<rest>.+
 FASTMRI_ACQUISITIONS = {"AXT1": "T1", "AXT1PRE": "T1", "AXT1POST": "T1CE", "AXT2": "T2", "AXFLAIR": "FLAIR"}
 KSPACE_NAME = re.compile(r"^K(?:_(?P<contrast>[A-Z0-9]+)|(?P<number>[12]))$", re.IGNORECASE)
 H5_TARGETS = ("reconstruction_rss", "reconstruction_esc")
+CALIBRATION = 24  # side of the central k-space block the coil maps are estimated from (--keep-coils)
 SLICE_AXES = {"mat": "last", "npz": "first"}
 LAYOUT_HINTS = {
     "brats": "subject folders with <id>_t1/_t2... .nii.gz",
@@ -345,9 +352,10 @@ def image_from_kspace(kspace: np.ndarray, measured: bool) -> np.ndarray:
     return image if measured else np.abs(image)
 
 
-def _read_h5(path: Path, measured: bool) -> np.ndarray:
+def _read_h5(path: Path, measured: bool, keep_coils: bool = False) -> np.ndarray:
     """(S, H, W) of one fastMRI / M4Raw file: the complex image of ``kspace`` when ``measured``, else the
-    magnitude target (``reconstruction_rss``, ``reconstruction_esc`` or the RSS of ``kspace``)."""
+    magnitude target (``reconstruction_rss``, ``reconstruction_esc`` or the RSS of ``kspace``); with
+    ``keep_coils`` the coil images F^H y_c (S, Nc, H, W) of multi-coil ``kspace``."""
     import h5py
 
     try:
@@ -366,6 +374,11 @@ def _read_h5(path: Path, measured: bool) -> np.ndarray:
                          f"(slices, [coils,] H, W), got shape {array.shape}")
     if not np.isfinite(array).all():
         raise ValueError(f"{path}: '{key}' contains NaN or infinite values")
+    if keep_coils:
+        if array.ndim != 4:
+            raise ValueError(f"{path}: --keep-coils needs multi-coil k-space (slices, coils, H, W), "
+                             f"got shape {array.shape}")
+        return _inverse_fourier(array)
     return image_from_kspace(array, measured) if key == "kspace" else array.astype(np.float32)
 
 
@@ -404,9 +417,11 @@ def _array_volume(subject: Subject, contrast: str, data_format: str, measured: b
 
 
 def load_volumes(subject: Subject, contrasts: Sequence[str], data_format: str, measured: bool = False,
-                 repetitions: str = "average", slice_axis: str | None = None) -> list[np.ndarray]:
+                 repetitions: str = "average", slice_axis: str | None = None,
+                 keep_coils: bool = False) -> list[np.ndarray]:
     """One (S, H, W) volume per contrast, slices first: magnitudes (float32), or with ``measured`` complex
-    images of the measured k-space. Errors name the file: unreadable, wrong shape, or grids that differ."""
+    images of the measured k-space, or with ``keep_coils`` (h5) coil images (S, Nc, H, W). Errors name the
+    file: unreadable, wrong shape, or grids that differ."""
     if data_format in ("brats", "bids", "ixi"):
         reference = None
         if data_format == "ixi":
@@ -416,7 +431,7 @@ def load_volumes(subject: Subject, contrasts: Sequence[str], data_format: str, m
         volumes = []
         for contrast in contrasts:
             paths = subject.repetitions[contrast] if repetitions == "average" else subject.repetitions[contrast][:1]
-            scans = [_read_h5(path, measured) for path in paths]
+            scans = [_read_h5(path, measured, keep_coils) for path in paths]
             for path, scan in zip(paths[1:], scans[1:]):
                 if scan.shape != scans[0].shape:
                     raise ValueError(f"{path}: shape {scan.shape} differs from the repetition {paths[0]} {scans[0].shape}")
@@ -460,20 +475,36 @@ def crop_or_pad(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def normalise(volume: np.ndarray) -> np.ndarray:
-    """Scale to [0, 1] by the 99.9th percentile of |volume| inside the foreground (voxels above 5% of it).
-    Magnitudes are clipped at 1; complex images (measured k-space) are only scaled, so F x stays the
-    scaled measurement."""
+def normalisation_scale(volume: np.ndarray) -> float:
+    """The 99.9th percentile of |volume| inside the foreground (voxels above 5% of its 99.9th percentile)."""
     magnitude = np.abs(volume) if np.iscomplexobj(volume) else volume
     positive = magnitude[magnitude > 0]
     if positive.size == 0:
         raise ValueError("the volume is empty (no positive voxel)")
     top = np.percentile(positive, 99.9)
     foreground = magnitude[magnitude > 0.05 * top]
-    scale = np.percentile(foreground, 99.9) if foreground.size else top
+    return float(np.percentile(foreground, 99.9) if foreground.size else top)
+
+
+def normalise(volume: np.ndarray) -> np.ndarray:
+    """Scale to [0, 1] by :func:`normalisation_scale`. Magnitudes are clipped at 1; complex images (measured
+    k-space) are only scaled, so F x stays the scaled measurement."""
+    scale = normalisation_scale(volume)
     if np.iscomplexobj(volume):
         return (volume / scale).astype(np.complex64)
     return np.clip(volume / scale, 0.0, 1.0).astype(np.float32)
+
+
+def coil_volume(coil_images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """From coil images x_c (S, Nc, H, W) of fully sampled k-space: (x / s, x_c / s, S_c), with coil maps S_c
+    estimated per slice from the central ``CALIBRATION`` block of F x_c (``lowres``), the SENSE-1 image
+    x = sum_c conj(S_c) x_c and s = :func:`normalisation_scale` (x)."""
+    kspace = fft2c(torch.from_numpy(np.ascontiguousarray(coil_images, dtype=np.complex64)))
+    calibration = (min(CALIBRATION, kspace.shape[-2]), min(CALIBRATION, kspace.shape[-1]))
+    maps = estimate_coil_maps(kspace, calibration, method="lowres")
+    combined = sensitivity_combine(torch.from_numpy(coil_images.astype(np.complex64)), maps).numpy()
+    scale = normalisation_scale(combined)
+    return (combined / scale).astype(np.complex64), (coil_images / scale).astype(np.complex64), maps.numpy()
 
 
 def subject_splits(names: Sequence[str], fractions: tuple[float, float, float]) -> dict[str, str]:
@@ -491,10 +522,10 @@ def subject_splits(names: Sequence[str], fractions: tuple[float, float, float]) 
 def prepare(root: str | Path, out: str | Path, contrasts: Sequence[str] = ("T1", "T2"), size: tuple[int, int] = (160, 180),
             data_format: str | None = None, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
             min_foreground: float = 0.1, progress: bool = True, measured_kspace: bool = False,
-            repetitions: str = "average", slice_axis: str | None = None) -> dict:
+            repetitions: str = "average", slice_axis: str | None = None, keep_coils: bool = False) -> dict:
     """`lpam prepare`: read, pair, select, crop, normalise and split; writes ``out`` (.npz) and returns a
     summary {format, subjects and slices per split, skipped subjects with what they miss, measured_kspace,
-    mask (.mat layout: {file, shape, rate, stored})}."""
+    coils (the coil count with ``keep_coils``, else None), mask (.mat layout: {file, shape, rate, stored})}."""
     if len(contrasts) < 2:
         raise ValueError(f"joint reconstruction needs at least 2 contrasts, got {list(contrasts)}")
     if abs(sum(fractions) - 1) > 1e-6 or min(fractions) < 0:
@@ -505,7 +536,11 @@ def prepare(root: str | Path, out: str | Path, contrasts: Sequence[str] = ("T1",
         raise ValueError(f"repetitions must be 'average' or 'first', got {repetitions!r}")
     if slice_axis not in (None, "first", "last"):
         raise ValueError(f"slice axis must be 'first' or 'last', got {slice_axis!r}")
+    if keep_coils and not measured_kspace:
+        raise ValueError("--keep-coils keeps measured multi-coil k-space: add --measured-kspace")
     subjects, missing, data_format = find_subjects(root, data_format, contrasts, measured_kspace)
+    if keep_coils and data_format != "h5":
+        raise ValueError(f"--keep-coils needs multi-coil k-space of the h5 layout (fastMRI / M4Raw), not {data_format}")
     mask, mask_summary = None, None
     mask_path = dataset_mask(Path(root)) if data_format == "mat" else None
     if mask_path is not None:
@@ -516,11 +551,22 @@ def prepare(root: str | Path, out: str | Path, contrasts: Sequence[str] = ("T1",
         mask_summary = {"file": str(mask_path), "shape": list(mask.shape), "rate": float(mask.mean()),
                         "stored": mask.shape == tuple(size)}
         mask = mask if mask_summary["stored"] else None  # a k-space mask does not survive an image-space crop
-    parts = {split: {"images": [], "complex": [], "subjects": [], "slices": []} for split in SPLITS}
+    parts = {split: {"images": [], "complex": [], "coil_images": [], "maps": [], "subjects": [], "slices": []}
+             for split in SPLITS}
     assignment = subject_splits([s.name for s in subjects], fractions)
+    coils = None
     for subject in tqdm(subjects, desc="prepare", disable=not progress, dynamic_ncols=True):
-        volumes = load_volumes(subject, contrasts, data_format, measured_kspace, repetitions, slice_axis)
-        stack = crop_or_pad(np.stack([normalise(v) for v in volumes]), size)  # (C, S, H, W)
+        volumes = load_volumes(subject, contrasts, data_format, measured_kspace, repetitions, slice_axis, keep_coils)
+        if keep_coils:
+            coils = coils or volumes[0].shape[1]
+            if volumes[0].shape[1] != coils:
+                raise ValueError(f"{subject.files[contrasts[0]]}: {volumes[0].shape[1]} coils, the files before it "
+                                 f"have {coils}; --keep-coils needs one coil count for the whole dataset")
+            combined, coil_images, maps = zip(*(coil_volume(v) for v in volumes))
+            stack = crop_or_pad(np.stack(combined), size)  # (C, S, H, W)
+            coil_stack, map_stack = crop_or_pad(np.stack(coil_images), size), crop_or_pad(np.stack(maps), size)
+        else:
+            stack = crop_or_pad(np.stack([normalise(v) for v in volumes]), size)  # (C, S, H, W)
         magnitudes = np.abs(stack) if measured_kspace else stack
         foreground = (magnitudes[0] > 0.05).mean(axis=(-2, -1))
         split = assignment[subject.name]
@@ -528,6 +574,9 @@ def prepare(root: str | Path, out: str | Path, contrasts: Sequence[str] = ("T1",
             parts[split]["images"].append(magnitudes[:, z])
             if measured_kspace:
                 parts[split]["complex"].append(stack[:, z])
+            if keep_coils:
+                parts[split]["coil_images"].append(coil_stack[:, z])
+                parts[split]["maps"].append(map_stack[:, z])
             parts[split]["subjects"].append(subject.name)
             parts[split]["slices"].append(int(z))
     arrays = {}
@@ -536,11 +585,14 @@ def prepare(root: str | Path, out: str | Path, contrasts: Sequence[str] = ("T1",
         keys = ("images", "complex") if measured_kspace else ("images",)
         for key in keys:
             arrays[split][key] = np.stack(part[key]) if part[key] else np.zeros((0, len(contrasts), *size))
+        for key in ("coil_images", "maps") if keep_coils else ():
+            arrays[split][key] = np.stack(part[key]) if part[key] else np.zeros((0, len(contrasts), coils, *size))
     save_prepared(out, arrays, list(contrasts), data_format, mask)
     return {
         "format": data_format,
         "splits": {split: {"subjects": len(set(p["subjects"])), "slices": len(p["slices"])} for split, p in parts.items()},
         "skipped": missing,
         "measured_kspace": measured_kspace,
+        "coils": coils,
         "mask": mask_summary,
     }

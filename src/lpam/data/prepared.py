@@ -8,7 +8,10 @@ Version 2 adds, for datasets prepared with measured k-space (``--measured-kspace
 (S, C, H, W) complex64 images x with F x the measured k-space and ``<split>_images`` = |x| (not clipped:
 a few of the brightest pixels may exceed 1, so that F x stays the scaled measurement, SPEC.md section 7);
 and, when the dataset came with a sampling mask of the prepared size, ``mask`` (H, W) (the file then
-serves as ``--mask-file``). Version 1 files remain readable.
+serves as ``--mask-file``). Version 3 adds, for measured multi-coil k-space kept per coil
+(``--keep-coils``), ``<split>_coil_images`` (S, C, Nc, H, W) complex64 coil images x_c with F x_c the
+measured coil k-space, and ``<split>_maps`` (S, C, Nc, H, W) complex64 coil maps estimated per slice and
+contrast; then ``<split>_complex`` = sum_c conj(S_c) x_c. Versions 1 and 2 remain readable.
 """
 from __future__ import annotations
 
@@ -19,19 +22,22 @@ import numpy as np
 
 from lpam.io import atomic_path
 
-VERSION = 2
+VERSION = 3
 SPLITS = ("train", "val", "test")
 SPLIT_ALIASES = {"validation": "val"}
 
 
 class PreparedSplit(NamedTuple):
-    """One split of a prepared dataset; ``complex_images`` only for measured k-space (else None)."""
+    """One split of a prepared dataset; ``complex_images`` only for measured k-space, ``coil_images`` and
+    ``maps`` only for measured k-space kept per coil (else None)."""
 
     images: np.ndarray
     contrasts: list[str]
     subjects: list[str]
     slices: list[int]
     complex_images: np.ndarray | None
+    coil_images: np.ndarray | None = None
+    maps: np.ndarray | None = None
 
 
 def is_prepared(path: str | Path) -> bool:
@@ -48,7 +54,8 @@ def is_prepared(path: str | Path) -> bool:
 
 def save_prepared(path: str | Path, splits: dict[str, dict[str, np.ndarray]], contrasts: list[str],
                   source_format: str, mask: np.ndarray | None = None) -> None:
-    """Write the splits ({split: {"images", "subjects", "slices"[, "complex"]}}) and the mask atomically."""
+    """Write the splits ({split: {"images", "subjects", "slices"[, "complex"[, "coil_images", "maps"]]}}) and
+    the mask atomically."""
     arrays = {"lpam_prepared": np.array(VERSION), "contrasts": np.array(contrasts), "source_format": np.array(source_format)}
     if mask is not None:
         arrays["mask"] = np.asarray(mask, dtype=bool)
@@ -57,8 +64,9 @@ def save_prepared(path: str | Path, splits: dict[str, dict[str, np.ndarray]], co
         arrays[f"{split}_images"] = np.asarray(part["images"], dtype=np.float16)
         arrays[f"{split}_subjects"] = np.asarray(part["subjects"], dtype=str)
         arrays[f"{split}_slices"] = np.asarray(part["slices"], dtype=np.int32)
-        if "complex" in part:
-            arrays[f"{split}_complex"] = np.asarray(part["complex"], dtype=np.complex64)
+        for key in ("complex", "coil_images", "maps"):
+            if key in part:
+                arrays[f"{split}_{key}"] = np.asarray(part[key], dtype=np.complex64)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
@@ -66,7 +74,7 @@ def save_prepared(path: str | Path, splits: dict[str, dict[str, np.ndarray]], co
 
 def load_prepared(path: str | Path, split: str) -> PreparedSplit:
     """Images (S, C, H, W) float32, contrasts, subject ids, slice positions and (measured k-space only)
-    complex64 images of one split."""
+    complex64 images, coil images and coil maps of one split."""
     path = Path(path)
     name = SPLIT_ALIASES.get(split, split)
     if name not in SPLITS:
@@ -83,12 +91,12 @@ def load_prepared(path: str | Path, split: str) -> PreparedSplit:
             subjects = [str(s) for s in archive[f"{name}_subjects"]]
             slices = [int(s) for s in archive[f"{name}_slices"]]
             contrasts = [str(c) for c in archive["contrasts"]]
-            complex_key = f"{name}_complex"
-            complex_images = archive[complex_key] if complex_key in archive.files else None
+            complex_images, coil_images, maps = (archive[f"{name}_{key}"] if f"{name}_{key}" in archive.files else None
+                                                 for key in ("complex", "coil_images", "maps"))
     except ValueError:
         raise
     except Exception as error:
         raise ValueError(f"{path}: cannot be read as a prepared dataset (corrupt or truncated?): {error}") from error
     if images.shape[0] == 0:
         raise ValueError(f"{path}: the {name} split is empty")
-    return PreparedSplit(images, contrasts, subjects, slices, complex_images)
+    return PreparedSplit(images, contrasts, subjects, slices, complex_images, coil_images, maps)

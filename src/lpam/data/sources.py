@@ -16,12 +16,16 @@ from lpam.data.prepared import is_prepared, load_prepared
 class EvaluationData:
     """Images (S, C, H, W), slice identifiers and contrast names. ``images`` are real magnitudes in [0, 1],
     or complex64 when the dataset holds measured k-space (prepared with ``--measured-kspace``): then F x is
-    the measured k-space and |x| the ground truth (SPEC.md section 7)."""
+    the measured k-space and |x| the ground truth (SPEC.md section 7). Measured multi-coil k-space kept
+    per coil (``--keep-coils``) adds ``coil_images`` x_c and coil ``maps`` S_c, both (S, C, Nc, H, W)
+    complex64, with F x_c the measured coil k-space and x = sum_c conj(S_c) x_c."""
 
     images: torch.Tensor
     slice_ids: list[int]
     contrasts: list[str]
     source: str
+    coil_images: torch.Tensor | None = None
+    maps: torch.Tensor | None = None
 
     @property
     def measured(self) -> bool:
@@ -47,11 +51,13 @@ def load_evaluation_data(data: str = "embedded", split: str = "test", slices: sl
         absent = [c for c in contrasts if c not in prepared.contrasts]
         if absent:
             raise ValueError(f"{data}: contrast(s) {absent} not prepared; it holds {', '.join(prepared.contrasts)}")
+        chosen = [prepared.contrasts.index(c) for c in contrasts]
         array = prepared.images if prepared.complex_images is None else prepared.complex_images
-        array = array[:, [prepared.contrasts.index(c) for c in contrasts]]
+        array = array[:, chosen]
+        coils = None if prepared.coil_images is None else (prepared.coil_images[:, chosen], prepared.maps[:, chosen])
         source = f"{data}:{split}"
     else:
-        array, source = np.asarray(read_array(data, preferred=("images",))), str(data)
+        array, source, coils = np.asarray(read_array(data, preferred=("images",))), str(data), None
         if np.iscomplexobj(array):
             raise ValueError(f"{data}: images must be real, finite magnitudes")
     if array.ndim != 4 or array.shape[1] != len(contrasts):
@@ -63,4 +69,6 @@ def load_evaluation_data(data: str = "embedded", split: str = "test", slices: sl
     if not positions or any(not 0 <= p < array.shape[0] for p in positions):
         raise ValueError(f"{data}: slice selection {slices!r} is empty or outside 0..{array.shape[0] - 1}")
     dtype = np.complex64 if np.iscomplexobj(array) else np.float32
-    return EvaluationData(torch.from_numpy(array[positions].astype(dtype)), positions, list(contrasts), source)
+    coil_images, maps = (None, None) if coils is None else (torch.from_numpy(c[positions]) for c in coils)
+    return EvaluationData(torch.from_numpy(array[positions].astype(dtype)), positions, list(contrasts), source,
+                          coil_images, maps)

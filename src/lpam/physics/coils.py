@@ -220,8 +220,9 @@ def _lowres_maps(kspace: torch.Tensor, size: tuple[int, int], threshold: float) 
 
 
 def _espirit_maps(kspace: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """ESPIRiT (sigpy.mri.app.EspiritCalib with its defaults, calibration width min(h, w)) per sample, the phase of each set
-    referred to its SENSE-combined low-resolution image, so that a real object gives a real image."""
+    """ESPIRiT (sigpy.mri.app.EspiritCalib with its defaults, calibration width min(h, w)) per sample, the
+    phase of each set referred to its SENSE-combined low-resolution image, so that a real object gives a
+    real image."""
     try:
         from sigpy.mri.app import EspiritCalib
     except ImportError:

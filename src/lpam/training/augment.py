@@ -99,6 +99,16 @@ def augment_measured(images: torch.Tensor, config: AugmentConfig, rng: np.random
     return random_flips(images, config, rng) * rng.uniform(*config.intensity)
 
 
+def augment_measured_coils(coil_images: torch.Tensor, maps: torch.Tensor, config: AugmentConfig,
+                           rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`augment_measured` for measured coil images x_c (C, Nc, H, W) and their maps S_c: the same
+    flips of both (so x = sum_c conj(S_c) x_c is flipped alike), the intensity scaling of x_c only."""
+    if not config.enabled:
+        return coil_images, maps
+    flipped = random_flips(torch.stack([coil_images, maps.to(coil_images.dtype)]), config, rng)
+    return flipped[0] * rng.uniform(*config.intensity), flipped[1]
+
+
 def random_phase(images: torch.Tensor, config: AugmentConfig, rng: np.random.Generator) -> torch.Tensor:
     """Complex images with a smooth random phase (constant + linear) with probability ``phase_probability``."""
     complex_images = images.to(torch.complex64)

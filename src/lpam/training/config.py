@@ -15,6 +15,8 @@ from lpam.options import checked_options
 from lpam.physics.masks import MaskSpec
 from lpam.training.augment import AugmentConfig
 
+COIL_MAPS = ("simulated", "measured")
+
 
 @dataclass
 class MaskConfig(MaskSpec):
@@ -26,12 +28,20 @@ class MaskConfig(MaskSpec):
 
 @dataclass
 class DataConfig:
+    """Training data. ``coils``: None trains on single-coil k-space y = P F x; N >= 1 on N-coil k-space
+    y_c = P F S_c x with the maps of lpam.physics.coils.simulate_coil_maps (sum_c |S_c|^2 = 1), given to the
+    model as ``maps`` (SPEC.md section 1). ``coil_maps: measured`` instead trains on the measured coil
+    k-space and stored maps of a dataset prepared with ``--keep-coils`` (``coils`` then optional: if given,
+    it must be the dataset's coil count)."""
+
     source: str = "embedded"
     contrasts: list[str] = field(default_factory=lambda: ["T1", "T2"])
     train_split: str = "train"
     val_split: str = "val"
     mask: MaskConfig = field(default_factory=MaskConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    coils: int | None = None
+    coil_maps: str = "simulated"
 
 
 @dataclass
@@ -114,11 +124,23 @@ class TrainConfig:
             raise ValueError(f"unknown train.mode {self.train.mode!r}; choose one of {', '.join(MODES)}")
         if len(self.data.contrasts) != self.model.contrasts:
             raise ValueError(f"data.contrasts lists {len(self.data.contrasts)} contrasts, model.contrasts is {self.model.contrasts}")
+        self._validate_coils()
         for name in ("lr", "lr_steps"):
             if not getattr(self.train, name) > 0:
                 raise ValueError(f"train.{name} must be positive")
         if self.train.batch_size < 1 or self.train.checkpoint_every < 1 or self.data.mask.pool < 1:
             raise ValueError("train.batch_size, train.checkpoint_every and data.mask.pool must be >= 1")
+
+    def _validate_coils(self) -> None:
+        if self.data.coil_maps not in COIL_MAPS:
+            raise ValueError(f"unknown data.coil_maps {self.data.coil_maps!r}; choose one of {', '.join(COIL_MAPS)}")
+        coils = self.data.coils
+        if coils is not None and (isinstance(coils, bool) or not isinstance(coils, int) or coils < 1):
+            raise ValueError(f"data.coils must be a whole number >= 1 (or null for single-coil data), got {coils!r}")
+        multi_coil = coils is not None or self.data.coil_maps == "measured"
+        if multi_coil and getattr(self.model, "initial_image", None) == "learned":
+            raise ValueError("model.initial_image 'learned' works on single-coil k-space only; use 'zero-filled' "
+                             "with multi-coil data (data.coils / data.coil_maps)")
 
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)

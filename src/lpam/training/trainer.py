@@ -28,14 +28,15 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 from tqdm import tqdm
 
 from lpam.checkpoint import load_checkpoint, save_checkpoint
-from lpam.data.embedded import simulate_kspace
-from lpam.data.sources import load_evaluation_data
+from lpam.data.embedded import simulate_kspace, simulate_multicoil_kspace
+from lpam.data.sources import EvaluationData, load_evaluation_data
 from lpam.io import atomic_path
 from lpam.metrics import evaluate_contrasts
 from lpam.models.lpam_net import LPAMNet
 from lpam.models.registry import build_model
+from lpam.physics.coils import sensitivity_combine, simulate_coil_maps
 from lpam.physics.masks import make_mask
-from lpam.training.augment import augment_images, augment_measured, noise_level, random_phase
+from lpam.training.augment import augment_images, augment_measured, augment_measured_coils, noise_level, random_phase
 from lpam.training.config import MaskConfig, TrainConfig
 from lpam.training.distributed import barrier, join_process_group, leave_process_group, mean_over_processes
 from lpam.training.warm_start import warm_start
@@ -54,6 +55,12 @@ def mask_for(config: MaskConfig, shape: tuple[int, int], index: int) -> torch.Te
                         config.seed + index)
 
 
+@lru_cache(maxsize=8)
+def coil_maps_for(num_coils: int, shape: tuple[int, int]) -> torch.Tensor:
+    """The simulated coil maps (Nc, H, W) of multi-coil training (:func:`simulate_coil_maps`, cached per shape)."""
+    return simulate_coil_maps(num_coils, shape)
+
+
 def training_loss(recon: torch.Tensor, target: torch.Tensor, ssim_weight: float) -> torch.Tensor:
     """sum_j MSE(|x_hat_j|, x_j) + ssim_weight (1 - SSIM(|x_hat_j|, x_j))."""
     magnitude = recon.abs()
@@ -65,47 +72,99 @@ def training_loss(recon: torch.Tensor, target: torch.Tensor, ssim_weight: float)
     return loss
 
 
+def stored_coils(data: EvaluationData, config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(coil images, coil maps) (S, C, Nc, H, W) of a dataset prepared with ``--keep-coils`` when
+    ``data.coil_maps`` is ``measured``, else None; errors name the dataset."""
+    if config.data.coil_maps != "measured":
+        return None
+    if data.coil_images is None:
+        raise ValueError(f"{data.source}: data.coil_maps 'measured' needs a dataset prepared with --measured-kspace "
+                         "--keep-coils (measured multi-coil k-space)")
+    if config.data.coils not in (None, data.coil_images.shape[2]):
+        raise ValueError(f"{data.source}: holds {data.coil_images.shape[2]} coils, data.coils is {config.data.coils}")
+    return data.coil_images, data.maps
+
+
 def make_batch(
-    images: torch.Tensor, indices: list[int], config: TrainConfig, seed_key: tuple[int, ...]
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Augmented targets (B, C, H, W), k-space and per-sample masks (B, H, W). Magnitude images: k-space
-    simulated from the augmented target with a random phase and noise. Complex images (measured k-space,
-    lpam.data.prepared): y = P F x of the flipped / rescaled image (:func:`augment_measured`), target |x|,
-    no phase or noise added (SPEC.md section 7)."""
-    kspaces, masks, targets = [], [], []
+    images: torch.Tensor, indices: list[int], config: TrainConfig, seed_key: tuple[int, ...],
+    measured_coils: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(k-space, per-sample masks (B, H, W), augmented targets (B, C, H, W), coil maps). Magnitude images:
+    k-space simulated from the augmented target with a random phase and noise. Complex images (measured
+    k-space, lpam.data.prepared): y = P F x of the flipped / rescaled image (:func:`augment_measured`),
+    target |x|, no phase or noise added (SPEC.md section 7).
+
+    Single-coil (``data.coils`` null): k-space (B, C, H, W), maps None. With ``data.coils`` = N: k-space
+    (B, C, N, H, W), y_c = P F (S_c x) + P n_c with the simulated maps S (:func:`coil_maps_for`), returned
+    as (B, N, H, W); the noise n_c is drawn independently per coil with the sample's noise level. For
+    measured complex images x the coils are simulated from x alike, with no noise added. With
+    ``measured_coils`` (:func:`stored_coils`): y_c = P F x_c of the measured coil images x_c, flipped and
+    scaled with their maps S (:func:`augment_measured_coils`), maps (B, C, Nc, H, W), target
+    |sum_c conj(S_c) x_c|; nothing simulated."""
+    coils = config.data.coils
+    kspaces, masks, targets, maps = [], [], [], []
     for index in indices:
         rng = np.random.default_rng([config.train.seed, *seed_key, index])
-        if images.is_complex():
+        if measured_coils is not None:
+            coil_images, sample_maps = augment_measured_coils(measured_coils[0][index], measured_coils[1][index],
+                                                              config.data.augment, rng)
+            target = sensitivity_combine(coil_images, sample_maps).abs()
+        elif images.is_complex():
             complex_image = augment_measured(images[index], config.data.augment, rng)
-            target, noise = complex_image.abs(), 0.0
-            mask = mask_for(config.data.mask, tuple(target.shape[-2:]), int(rng.integers(config.data.mask.pool)))
+            target = complex_image.abs()
         else:
             target = augment_images(images[index], config.data.augment, rng)
-            mask = mask_for(config.data.mask, tuple(target.shape[-2:]), int(rng.integers(config.data.mask.pool)))
+        mask = mask_for(config.data.mask, tuple(target.shape[-2:]), int(rng.integers(config.data.mask.pool)))
+        noise = 0.0
+        if not images.is_complex():
             noise = noise_level(config.data.augment, rng)
             complex_image = random_phase(target, config.data.augment, rng)
-        kspaces.append(simulate_kspace(complex_image, mask, noise_std=noise, seed=int(rng.integers(2**31))))
+        seed = int(rng.integers(2**31))
+        if measured_coils is not None:
+            kspaces.append(simulate_kspace(coil_images, mask))
+            maps.append(sample_maps)
+        elif coils is None:
+            kspaces.append(simulate_kspace(complex_image, mask, noise_std=noise, seed=seed))
+        else:
+            sample_maps = coil_maps_for(coils, tuple(target.shape[-2:]))
+            kspaces.append(simulate_multicoil_kspace(complex_image[None], mask, sample_maps, noise, seed)[0])
+            maps.append(sample_maps)
         masks.append(mask)
         targets.append(target)
-    return torch.stack(kspaces), torch.stack(masks), torch.stack(targets)
+    return torch.stack(kspaces), torch.stack(masks), torch.stack(targets), torch.stack(maps) if maps else None
 
 
-def validation_data(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+ValidationData = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]
+
+
+def validation_data(config: TrainConfig) -> ValidationData:
     """The validation split with the first mask of the pool (seed ``mask.seed``), noise-free, no augmentation:
-    (k-space P F x, mask, targets |x|); x complex for measured k-space."""
+    (k-space, mask, targets |x|, coil maps); x complex for measured k-space. Single-coil: k-space P F x,
+    maps None; with ``data.coils``: k-space (S, C, N, H, W) P F (S_c x) and the simulated maps (S, N, H, W);
+    with measured coils: P F x_c and the stored maps (S, C, Nc, H, W)."""
     split = load_evaluation_data(config.data.source, config.data.val_split, contrasts=config.data.contrasts)
-    images = split.images if config.train.val_slices is None else split.images[: config.train.val_slices]
-    mask = mask_for(config.data.mask, tuple(images.shape[-2:]), 0)
-    return simulate_kspace(images, mask), mask, images.abs()
+    chosen = slice(config.train.val_slices)
+    images = split.images[chosen]
+    shape = tuple(images.shape[-2:])
+    mask = mask_for(config.data.mask, shape, 0)
+    measured_coils = stored_coils(split, config)
+    if measured_coils is not None:
+        coil_images, maps = (tensor[chosen] for tensor in measured_coils)
+        return simulate_kspace(coil_images, mask), mask, images.abs(), maps
+    if config.data.coils is None:
+        return simulate_kspace(images, mask), mask, images.abs(), None
+    maps = coil_maps_for(config.data.coils, shape)
+    return simulate_multicoil_kspace(images, mask, maps), mask, images.abs(), maps.expand(images.shape[0], -1, -1, -1)
 
 
 @torch.no_grad()
-def validate(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor, torch.Tensor], phases: int, mode: str,
-             contrasts: list[str], device: torch.device) -> dict[str, dict]:
+def validate(model: nn.Module, data: ValidationData, phases: int, mode: str, contrasts: list[str],
+             device: torch.device) -> dict[str, dict]:
     """scikit-image metrics per contrast on the validation slab, one slice at a time."""
-    kspace, mask, images = data
+    kspace, mask, images, maps = data
     model.eval()
-    recons = [model(kspace[i : i + 1].to(device), mask.to(device), phases=phases, mode=mode).cpu()
+    recons = [model(kspace[i : i + 1].to(device), mask.to(device), phases=phases, mode=mode,
+                    maps=None if maps is None else maps[i : i + 1].to(device)).cpu()
               for i in range(kspace.shape[0])]
     model.train()
     return evaluate_contrasts(torch.cat(recons).numpy(), images.numpy(), contrasts)
@@ -149,7 +208,9 @@ def _resumed_position(started: dict, config: TrainConfig, position: Position) ->
     """A resumed run keeps its config, except that train.schedule may grow (to extend a run across
     sessions): unfinished stages, or the last stage of a finished run, may gain epochs and new stages may
     follow. Returns where to continue."""
-    old, new = json.loads(json.dumps(started)), json.loads(json.dumps(config.to_dict()))
+    # read through TrainConfig, so a config written before a key existed gains that key's default
+    old = json.loads(json.dumps(TrainConfig.from_dict(started).to_dict()))
+    new = json.loads(json.dumps(config.to_dict()))
     old_schedule, new_schedule = old["train"].pop("schedule"), new["train"].pop("schedule")
     last = len(old_schedule) - 1
     if (position.stage > last and len(new_schedule) > last
@@ -200,7 +261,8 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, quiet:
         network = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                           find_unused_parameters=True)
 
-    images = load_evaluation_data(config.data.source, config.data.train_split, contrasts=config.data.contrasts).images
+    train_data = load_evaluation_data(config.data.source, config.data.train_split, contrasts=config.data.contrasts)
+    images, measured_coils = train_data.images, stored_coils(train_data, config)
     val_data = validation_data(config) if group.is_main else None
     writer = SummaryWriter(log_dir=str(run_dir / "events"), purge_step=position.global_step) if group.is_main else None
     schedule = config.train.schedule
@@ -226,8 +288,10 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, quiet:
         batches = [order[i : i + local_batch] for i in range(0, len(order), local_batch)][:per_epoch]
         for b in range(position.sample, len(batches)):
             started = time.perf_counter()
-            kspace, masks, targets = make_batch(images, batches[b], config, (position.stage, position.epoch))
-            recon = network(kspace.to(device), masks.to(device), phases=stage.phases, mode=config.train.mode)
+            kspace, masks, targets, maps = make_batch(images, batches[b], config, (position.stage, position.epoch),
+                                                      measured_coils)
+            recon = network(kspace.to(device), masks.to(device), phases=stage.phases, mode=config.train.mode,
+                            maps=None if maps is None else maps.to(device))
             loss = training_loss(recon, targets.to(device), config.train.ssim_weight)
             loss_value = mean_over_processes(loss, group)
             if not math.isfinite(loss_value):
