@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
 
 import numpy as np
 import torch
+
+from lpam.device import peak_memory_mib
 
 PARTS = ("matmul", "plain", "convergent", "train-step")
 
@@ -86,13 +87,6 @@ def run_part(part: str, checkpoint: str | None, repeats: int, device: torch.devi
     seconds = (time.perf_counter() - started) / repeats
     flops = counter.get_total_flops()
     return {"seconds": seconds, "flops": flops, "flops_per_second": flops / seconds, "phases": phases}
-
-
-def peak_memory_mib(device: torch.device) -> float:
-    """Peak memory of this process: CUDA allocations on a GPU, resident memory on the CPU."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure(part: str, args: argparse.Namespace, phases: int | None = None) -> dict:

@@ -32,7 +32,8 @@ def test_tiny_training_run_writes_everything(tmp_path):
     for name in ("last.pt", "best.pt", "train.csv", "val.csv", "config.yaml"):
         assert (tmp_path / "run" / name).is_file(), name
     assert any((tmp_path / "run" / "events").iterdir())
-    assert len((tmp_path / "run" / "train.csv").read_text().strip().splitlines()) == 1 + 4
+    rows = (tmp_path / "run" / "train.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + 4 and rows[0].endswith(",peak_mib") and int(rows[-1].rsplit(",", 1)[1]) > 0
     model = load_model(best)
     assert model.config.phases == 2
 

@@ -323,22 +323,16 @@ def _inverse_fourier(kspace: np.ndarray) -> np.ndarray:
     return ifft2c(torch.from_numpy(np.ascontiguousarray(kspace, dtype=np.complex64))).numpy()
 
 
-def combine_coils(kspace: np.ndarray, calibration: int = 24) -> np.ndarray:
-    """One complex image per slice from multi-coil k-space (S, coils, H, W): x = sum_c conj(s_c) F^H y_c
-    with sensitivities s_c = l_c / sqrt(sum_c' |l_c'|^2), l_c the coil images of the central ``calibration``
-    x ``calibration`` block of k-space (Hann window). sum_c |s_c|^2 = 1, so |x| is close to the RSS image,
-    and F x is a virtual coil: a linear function of the measured k-space, nothing re-simulated."""
-    coil_images = torch.from_numpy(_inverse_fourier(kspace))
-    height, width = kspace.shape[-2:]
-    window = torch.zeros(height, width)
-    rows, columns = min(calibration, height), min(calibration, width)
-    top, left = height // 2 - rows // 2, width // 2 - columns // 2  # DC sits at (H // 2, W // 2)
-    window[top : top + rows, left : left + columns] = torch.outer(torch.hann_window(rows, periodic=False),
-                                                                  torch.hann_window(columns, periodic=False))
-    low = torch.from_numpy(_inverse_fourier(kspace * window.numpy()))
-    norm = low.abs().square().sum(1, keepdim=True).sqrt()
-    sensitivities = low / norm.clamp_min(1e-6 * float(norm.max()) + 1e-30)
-    return (sensitivities.conj() * coil_images).sum(1).numpy()
+def combine_coils(kspace: np.ndarray) -> np.ndarray:
+    """One complex image per slice from multi-coil k-space (S, coils, H, W): the SENSE-1 image
+    x = sum_c conj(S_c) F^H y_c with ``lowres`` maps S_c (lpam.physics.coils.estimate_coil_maps) from the
+    central ``CALIBRATION`` block, kept wherever the coils see any signal. sum_c |S_c|^2 = 1, so |x| is close
+    to the RSS image, and F x is a virtual coil: a linear function of the measured k-space, nothing
+    re-simulated."""
+    coil_kspace = torch.from_numpy(np.ascontiguousarray(kspace, dtype=np.complex64))
+    calibration = (min(CALIBRATION, kspace.shape[-2]), min(CALIBRATION, kspace.shape[-1]))
+    maps = estimate_coil_maps(coil_kspace, calibration, method="lowres", threshold=1e-6)
+    return sensitivity_combine(ifft2c(coil_kspace), maps).numpy()
 
 
 def image_from_kspace(kspace: np.ndarray, measured: bool) -> np.ndarray:

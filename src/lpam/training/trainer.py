@@ -30,6 +30,7 @@ from tqdm import tqdm
 from lpam.checkpoint import load_checkpoint, save_checkpoint
 from lpam.data.embedded import simulate_kspace, simulate_multicoil_kspace
 from lpam.data.sources import EvaluationData, load_evaluation_data
+from lpam.device import peak_memory_mib
 from lpam.io import atomic_path
 from lpam.metrics import evaluate_contrasts
 from lpam.models.lpam_net import LPAMNet
@@ -304,7 +305,8 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, quiet:
             if not group.is_main:
                 continue
             _append_csv(run_dir / "train.csv", {"step": position.global_step, "epoch": position.global_epoch,
-                                               "phases": stage.phases, "loss": loss_value, "seconds": round(seconds, 3)})
+                                               "phases": stage.phases, "loss": loss_value, "seconds": round(seconds, 3),
+                                               "peak_mib": round(peak_memory_mib(device, reset=True))})
             writer.add_scalar("train/loss", loss_value, position.global_step)
             bar.set_postfix(phases=stage.phases, loss=f"{loss_value:.4f}")
             bar.update(1)
