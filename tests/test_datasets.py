@@ -62,17 +62,7 @@ def test_prepare_brats_then_train_and_evaluate(tmp_path, capsys, scheme):
     assert 0 not in train.slices and 0 <= train.images.min() and train.images.max() <= 1
     subjects_per_split = [set(load_prepared(prepared, s)[2]) for s in ("train", "val", "test")]
     assert sum(len(s) for s in subjects_per_split) == 6 and not set.intersection(*subjects_per_split)
-    config = {"model": {"phases": 1, "features": 8},
-              "data": {"source": str(prepared), "augment": {"enabled": False}, "mask": {"kind": "cartesian-equispaced", "rate": None, "acceleration": 4, "pool": 2}},
-              "train": {"schedule": [{"phases": 1, "epochs": 1}], "steps_per_epoch": 2, "val_slices": 1}}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    code, _, err = run(capsys, "train", "--config", tmp_path / "config.yaml", "--quiet", "--out", tmp_path / "run")
-    assert code == 0, err
-    code, _, err = run(capsys, "evaluate", "--checkpoint", tmp_path / "run" / "best.pt", "--data", prepared,
-                       "--split", "train", "--mask", "cartesian-equispaced", "--acceleration", 4, "--quiet",
-                       "--out", tmp_path / "eval")
-    assert code == 0, err
-    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    metrics = train_then_evaluate(capsys, tmp_path, prepared, tiny_train_config(tmp_path, prepared, augment=False))
     assert set(metrics["methods"]) == {"zero-filled", "best"} and metrics["data"].endswith(":train")
 
 
@@ -202,6 +192,19 @@ def tiny_train_config(tmp_path, prepared, augment=True):
     return tmp_path / "config.yaml"
 
 
+def train_then_evaluate(capsys, tmp_path, prepared, config=None, *evaluate_options):
+    """`lpam train` (the tiny config) on a prepared dataset, then `lpam evaluate` of its best.pt on the train
+    split (a Cartesian 4x mask unless ``evaluate_options`` say otherwise); returns metrics.json."""
+    code, _, err = run(capsys, "train", "--config", config or tiny_train_config(tmp_path, prepared), "--quiet",
+                       "--out", tmp_path / "run")
+    assert code == 0, err
+    options = evaluate_options or ("--mask", "cartesian-equispaced", "--acceleration", 4)
+    code, _, err = run(capsys, "evaluate", "--checkpoint", tmp_path / "run" / "best.pt", "--data", prepared,
+                       "--split", "train", *options, "--quiet", "--out", tmp_path / "eval")
+    assert code == 0, err
+    return json.loads((tmp_path / "eval" / "metrics.json").read_text())
+
+
 def all_splits(prepared):
     parts = [load_prepared(prepared, s) for s in ("train", "val", "test")]
     complex_images = [p.complex_images for p in parts if p.complex_images is not None]
@@ -223,13 +226,7 @@ def test_prepare_m4raw_measured_kspace_then_train_and_evaluate(tmp_path, capsys)
     assert complex_images.shape[1:] == (2, 24, 28)
     np.testing.assert_allclose(images, np.abs(complex_images), atol=2e-3)  # float16 magnitudes = |x|
     assert np.abs(complex_images.imag).max() > 0.05  # the measured phase is kept
-    code, _, err = run(capsys, "train", "--config", tiny_train_config(tmp_path, prepared), "--quiet", "--out", tmp_path / "run")
-    assert code == 0, err
-    code, _, err = run(capsys, "evaluate", "--checkpoint", tmp_path / "run" / "best.pt", "--data", prepared,
-                       "--split", "train", "--mask", "cartesian-equispaced", "--acceleration", 4, "--quiet",
-                       "--out", tmp_path / "eval")
-    assert code == 0, err
-    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    metrics = train_then_evaluate(capsys, tmp_path, prepared)
     assert metrics["methods"]["zero-filled"]["T1"]["psnr"]["mean"] > 10
 
 
@@ -282,13 +279,8 @@ def test_prepare_keep_coils_then_train_and_evaluate(tmp_path, capsys):
     train_config = yaml.safe_load(tiny_train_config(tmp_path, prepared).read_text())
     train_config["data"]["coil_maps"] = "measured"
     (tmp_path / "coils.yaml").write_text(yaml.safe_dump(train_config))
-    code, _, err = run(capsys, "train", "--config", tmp_path / "coils.yaml", "--quiet", "--out", tmp_path / "run")
-    assert code == 0, err
-    code, _, err = run(capsys, "evaluate", "--checkpoint", tmp_path / "run" / "best.pt", "--data", prepared,
-                       "--split", "train", "--slices", "0:2", "--mask", "cartesian-equispaced", "--acceleration", 4,
-                       "--quiet", "--out", tmp_path / "eval")
-    assert code == 0, err
-    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    metrics = train_then_evaluate(capsys, tmp_path, prepared, tmp_path / "coils.yaml", "--slices", "0:2", "--mask",
+                                  "cartesian-equispaced", "--acceleration", 4)
     assert set(metrics["methods"]) == {"zero-filled-rss", "zero-filled-sense", "best"}
     assert metrics["coils"] == {"count": 3, "maps": "measured k-space, maps estimated by lpam prepare"}
 
@@ -381,12 +373,7 @@ def test_prepare_mat_with_kspace_and_mask_then_train_and_evaluate(tmp_path, caps
     np.testing.assert_allclose(mag_images, images, atol=3e-3)  # same images, from the k-space this time
     with np.load(prepared) as archive:
         np.testing.assert_array_equal(archive["mask"], mask)
-    code, _, err = run(capsys, "train", "--config", tiny_train_config(tmp_path, prepared), "--quiet", "--out", tmp_path / "run")
-    assert code == 0, err
-    code, _, err = run(capsys, "evaluate", "--checkpoint", tmp_path / "run" / "best.pt", "--data", prepared,
-                       "--split", "train", "--mask-file", prepared, "--quiet", "--out", tmp_path / "eval")
-    assert code == 0, err
-    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    metrics = train_then_evaluate(capsys, tmp_path, prepared, None, "--mask-file", prepared)
     assert metrics["mask"]["kind"] == "file" and abs(metrics["mask"]["achieved_rate"] - mask.mean()) < 1e-6
     code, text, err = run(capsys, "prepare", "--data", root, "--size", 24, 24, "--quiet", "--out", tmp_path / "cropped.npz")
     assert code == 0 and "not stored" in text, err
