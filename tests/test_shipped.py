@@ -10,33 +10,41 @@ from lpam.models.lpam_net import count_parameters
 from lpam.physics.masks import MaskSpec
 from lpam.problem import zero_filled
 
-EXPECTED = {  # file: (model type, coupling, parameter range)
-    "lpam_net_joint_radial20.pt": ("lpam-net", "joint", (50_000, 60_000)),
-    "lpam_net_separate_radial20.pt": ("lpam-net", "separate", (100_000, 120_000)),
-    "unet_joint_radial20.pt": ("unet", None, (1_000_000, 3_000_000)),
+PAIR, TRIPLE = ("T1", "T2"), ("T1", "T2", "PD")
+EXPECTED = {  # file: (model type, coupling, parameter range, contrasts)
+    "lpam_net_joint_radial20.pt": ("lpam-net", "joint", (50_000, 60_000), PAIR),
+    "lpam_net_separate_radial20.pt": ("lpam-net", "separate", (100_000, 120_000), PAIR),
+    "unet_joint_radial20.pt": ("unet", None, (1_000_000, 3_000_000), PAIR),
+    "lpam_net_joint3_radial20.pt": ("lpam-net", "joint", (50_000, 60_000), TRIPLE),
+    "lpam_net_joint2_finetuned_radial20.pt": ("lpam-net", "joint", (50_000, 60_000), PAIR),  # its control
 }
 
 
 def test_every_learned_method_has_shipped_weights():
-    assert {method.weights for method in LEARNED.values()} == set(EXPECTED)
+    assert {method.weights for method in LEARNED.values()} <= set(EXPECTED)
+    for method in LEARNED.values():
+        assert method.contrasts == EXPECTED[method.weights][3]
 
 
 @pytest.mark.parametrize("weights", sorted(EXPECTED))
 def test_shipped_weights_reconstruct_a_test_slice(weights):
-    model_type, coupling, (low, high) = EXPECTED[weights]
+    """Every contrast beats zero-filled in SSIM; T1 and T2 by 2 dB PSNR (PD of the 3-contrast net, trained
+    for 94 steps only, by less: README, More than two contrasts)."""
+    model_type, coupling, (low, high), contrasts = EXPECTED[weights]
     payload = load_checkpoint(WEIGHTS / weights)
     assert payload.get("model_type", "lpam-net") == model_type
     assert coupling is None or payload["model_config"]["coupling"] == coupling
-    assert "train_config" in payload  # the exact config that produced them
+    assert payload["train_config"]["data"]["contrasts"] == list(contrasts)  # the exact config that produced them
     model = load_model(WEIGHTS / weights)
     assert low < count_parameters(model) < high
-    images = load_split("test", slices=[10]).images
+    images = load_split("test", contrasts, slices=[10]).images
     mask = MaskSpec().build((160, 180))
     kspace = simulate_kspace(images, mask)
     with torch.no_grad():
         recon = model(kspace, mask)
-    net = evaluate_contrasts(recon.numpy(), images.numpy(), ["T1", "T2"])
-    baseline = evaluate_contrasts(zero_filled(kspace, mask).numpy(), images.numpy(), ["T1", "T2"])
-    for contrast in ("T1", "T2"):
-        assert net[contrast]["psnr"]["mean"] > baseline[contrast]["psnr"]["mean"] + 2.0
+    net = evaluate_contrasts(recon.numpy(), images.numpy(), list(contrasts))
+    baseline = evaluate_contrasts(zero_filled(kspace, mask).numpy(), images.numpy(), list(contrasts))
+    for contrast in contrasts:
+        margin = 2.0 if contrast in PAIR else 0.5
+        assert net[contrast]["psnr"]["mean"] > baseline[contrast]["psnr"]["mean"] + margin
         assert net[contrast]["ssim"]["mean"] > baseline[contrast]["ssim"]["mean"]
