@@ -44,6 +44,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 def load_model(path: str | Path | None = None, map_location: str | torch.device = "cpu") -> nn.Module:
     """The model stored in ``path`` (default: the shipped LPAM-net), in eval mode."""
+    return load_model_with_checkpoint(path, map_location)[0]
+
+
+def load_model_with_checkpoint(path: str | Path | None = None,
+                               map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """:func:`load_model` and the checkpoint it was built from (its train_config, ...), the file read once."""
     path = SHIPPED_WEIGHTS if path is None else Path(path)
     map_location = resolve_device(map_location)
     payload = load_checkpoint(path, map_location)
@@ -55,4 +61,4 @@ def load_model(path: str | Path | None = None, map_location: str | torch.device 
         model.load_state_dict(payload["model"])
     except RuntimeError as error:
         raise ValueError(f"{path}: weights do not match the stored model configuration: {error}") from error
-    return model.to(map_location).eval()
+    return model.to(map_location).eval(), payload

@@ -32,6 +32,13 @@ def add_mask_options(parser: argparse.ArgumentParser, kind: str = "radial") -> N
     parser.add_argument("--mask-seed", type=int, default=0, help="seed of the mask")
 
 
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """--data and --split of `evaluate` and `benchmark` (lpam.data.sources.load_evaluation_data)."""
+    parser.add_argument("--data", default="embedded",
+                        help="'embedded', a dataset from `lpam prepare`, or a .npy/.npz of images (S, C, H, W) in [0, 1]")
+    parser.add_argument("--split", default="test", help="split of the embedded or prepared data: train, val, test")
+
+
 def mask_spec(args: argparse.Namespace):
     from lpam.physics.masks import MaskSpec
 
@@ -221,9 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("evaluate", help="evaluate one checkpoint (and zero-filled) on a split or your images")
     p.add_argument("--checkpoint", default=None, help="default: the shipped LPAM-net")
-    p.add_argument("--data", default="embedded",
-                   help="'embedded', a dataset from `lpam prepare`, or a .npy/.npz of images (S, C, H, W) in [0, 1]")
-    p.add_argument("--split", default="test", help="split of the embedded or prepared data: train, val, test")
+    add_data_options(p)
     p.add_argument("--slices", default=None, help="'start:stop' or comma-separated positions (default: all)")
     add_mask_options(p)
     p.add_argument("--mask-file", default=None,
@@ -246,9 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("benchmark", help="every method and mask on the embedded test slab or your data: tables and figures")
     p.add_argument("--out", required=True)
-    p.add_argument("--data", default="embedded",
-                   help="'embedded', a dataset from `lpam prepare`, or a .npy/.npz of images (S, C, H, W) in [0, 1]")
-    p.add_argument("--split", default="test", help="split of the embedded or prepared data: train, val, test")
+    add_data_options(p)
     p.add_argument("--masks", nargs="+", default=list(BENCHMARK_MASKS), choices=list(BENCHMARK_MASKS))
     p.add_argument("--methods", nargs="+", default=None, choices=list(METHODS),
                    help="default: every method for --contrasts (classical ones and models trained on them)")

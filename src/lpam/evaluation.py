@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from lpam.algorithm.lpam import History
-from lpam.checkpoint import SHIPPED_WEIGHTS, load_checkpoint, load_model
+from lpam.checkpoint import load_checkpoint, load_model_with_checkpoint
 from lpam.data.embedded import simulate_kspace, simulate_multicoil_kspace
 from lpam.data.prepared import is_prepared
 from lpam.data.sources import EvaluationData, load_evaluation_data
@@ -147,8 +147,8 @@ def evaluate_checkpoint(
     if estimate_maps is not None:
         estimate_maps = resolved_map_method(estimate_maps)
     mask = mask or MaskSpec()
-    model = load_model(checkpoint, map_location=device)
-    contrasts = list(contrasts or _trained_contrasts(load_checkpoint(checkpoint or SHIPPED_WEIGHTS)))
+    model, payload = load_model_with_checkpoint(checkpoint, map_location=device)
+    contrasts = list(contrasts or _trained_contrasts(payload))
     if len(contrasts) != model.config.contrasts:
         raise ValueError(f"the model reconstructs {model.config.contrasts} contrasts, --contrasts lists {contrasts}")
     dataset = load_evaluation_data(data, split, slices, contrasts)
@@ -253,8 +253,9 @@ def run_benchmark(
 ) -> dict:
     """`lpam benchmark`: every method (default: those for ``contrasts``, :func:`lpam.methods.methods_for`)
     for each mask on ``data`` (the embedded slabs, a prepared dataset or an image file, as
-    :func:`lpam.data.sources.load_evaluation_data`; ``split`` of the first two). The primary mask (radial 20%) runs on all selected slices; the other masks and the (10x slower) convergent
-    net run on every ``subset_every``-th of them (SPEC.md section 7). ``checkpoints`` maps (method, mask
+    :func:`lpam.data.sources.load_evaluation_data`; ``split`` of the first two). The primary mask (radial
+    20%) runs on all selected slices; the other masks and the (10x slower) convergent net run on every
+    ``subset_every``-th of them (SPEC.md section 7). ``checkpoints`` maps (method, mask
     label) to a checkpoint that replaces the shipped weights (see :func:`retrain`)."""
     methods = methods_for(contrasts) if methods is None else tuple(methods)
     unknown = [m for m in masks if m not in BENCHMARK_MASKS] + [m for m in methods if m not in METHODS]
@@ -277,7 +278,8 @@ def run_benchmark(
     def model_for(method: str, mask_label: str) -> torch.nn.Module:
         path = Path((checkpoints or {}).get((method, mask_label)) or WEIGHTS / LEARNED[method].weights)
         if path not in loaded:  # each checkpoint is read once: the model and the mask it was trained on
-            loaded[path] = (load_model(path, map_location=device), _model_mask(load_checkpoint(path)))
+            model, payload = load_model_with_checkpoint(path, map_location=device)
+            loaded[path] = (model, _model_mask(payload))
         model, trained_mask = loaded[path]
         params[method] = count_parameters(model)
         trained_on.setdefault(method, {})[mask_label] = trained_mask

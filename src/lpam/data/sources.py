@@ -32,11 +32,6 @@ class EvaluationData:
         """True when ``images`` are complex images of measured k-space."""
         return self.images.is_complex()
 
-    @property
-    def magnitudes(self) -> torch.Tensor:
-        """The ground truth |x| (S, C, H, W)."""
-        return self.images.abs() if self.measured else self.images
-
 
 def load_evaluation_data(data: str = "embedded", split: str = "test", slices: slice | Sequence[int] | None = None,
                          contrasts: Sequence[str] = ("T1", "T2")) -> EvaluationData:
