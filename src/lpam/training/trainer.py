@@ -182,6 +182,14 @@ class Position:
     global_epoch: int = 0
 
 
+def seeded_model(config: TrainConfig) -> nn.Module:
+    """The model of ``config`` with its random initial weights drawn from ``train.seed`` (the global torch
+    generator is left as it was), so two runs of one config start from identical weights."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.train.seed)
+        return build_model(config.model)
+
+
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Adam:
     """Adam: ``lr`` for the networks, ``lr_steps`` for LPAM-net's step sizes and eps0 (if the model has any)."""
     steps = model.step_size_parameters() if isinstance(model, LPAMNet) else []
@@ -237,7 +245,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, quiet:
         raise ValueError(f"train.batch_size {config.train.batch_size} (the global batch) must be a multiple of the "
                          f"number of processes {group.world_size}")
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
-    model = build_model(config.model).to(device)
+    model = seeded_model(config).to(device)
     optimizer = build_optimizer(model, config)
     position, best_score = Position(), -math.inf
     if resume:
