@@ -141,7 +141,7 @@ def test_run_directory_and_resume_errors(tmp_path):
         ({"train": {"mode": "fast"}}, "train.mode"),
         ({"data": {"augment": {"flips": True}}}, "unknown augmentation option"),
         ({"data": {"coils": 0}}, "data.coils must be a whole number >= 1"),
-        ({"data": {"coils": 2.5}}, "data.coils must be a whole number >= 1"),
+        ({"data": {"coils": 2.5}}, "data.coils must be a whole number"),
         ({"data": {"coils": 4, "coil_maps": "espirit"}}, "unknown data.coil_maps"),
         ({"data": {"coils": 4}, "model": {"initial_image": "learned"}}, "single-coil k-space only"),
     ],

@@ -1,9 +1,12 @@
-"""Checkpoints: written atomically, carrying the model configuration so that they rebuild their model."""
+"""Checkpoints: written atomically, carrying the model configuration so that they rebuild their model, and
+a SHA-256 checksum of every tensor they hold, verified on load (a changed byte is an error, not garbage
+weights). Files written before the checksum existed (the shipped weights) load as legacy files."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -16,6 +19,31 @@ from lpam.models.registry import build_model, model_config_from_dict, model_type
 
 FORMAT = "lpam-checkpoint-v1"
 SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "lpam_net_joint_radial20.pt"
+CHECKSUM_KEY = "tensor_sha256"
+TRAINING_KEYS = ("position", "optimizer", "best_score", "train_config")  # what `lpam train --resume` needs
+
+
+def _tensors(value: Any, path: str = "") -> Iterator[tuple[str, torch.Tensor]]:
+    """Every tensor inside nested dicts / lists / tuples, with its path, in a fixed (sorted) order."""
+    if isinstance(value, torch.Tensor):
+        yield path, value
+    elif isinstance(value, dict):
+        for key in sorted(value, key=str):
+            if not (path == "" and key == CHECKSUM_KEY):
+                yield from _tensors(value[key], f"{path}/{key}")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _tensors(item, f"{path}/{index}")
+
+
+def tensor_checksum(payload: dict[str, Any]) -> str:
+    """SHA-256 over the path, dtype, shape and bytes of every tensor in ``payload``."""
+    digest = hashlib.sha256()
+    for path, tensor in _tensors(payload):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{path}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, extra: dict[str, Any] | None = None) -> None:
@@ -24,6 +52,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, extra: dict[str, Any] | 
                "model": model.state_dict(), **(extra or {})}
     if isinstance(model, LPAMNet):
         payload["constants"] = asdict(model.constants)
+    payload[CHECKSUM_KEY] = tensor_checksum(payload)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -39,6 +68,21 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise ValueError(f"{path} is not a readable checkpoint (corrupt or truncated?): {error}") from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not an lpam checkpoint (format {FORMAT!r} expected)")
+    stored = payload.get(CHECKSUM_KEY)
+    if stored is not None and stored != tensor_checksum(payload):
+        raise ValueError(f"{path} is corrupt: its tensors do not match the checksum stored when it was saved "
+                         "(changed or damaged bytes); restore the file or retrain")
+    return payload
+
+
+def load_training_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """:func:`load_checkpoint` of a checkpoint that `lpam train --resume` continues from (a run's last.pt),
+    with an error naming the file when it holds no training position (a best.pt or exported model)."""
+    payload = load_checkpoint(path, map_location)
+    absent = [key for key in TRAINING_KEYS if key not in payload]
+    if absent:
+        raise ValueError(f"--resume: {path} holds no training position ({', '.join(absent)} missing): it is a "
+                         "model checkpoint (such as best.pt), not the last.pt a run writes while training")
     return payload
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -25,11 +26,12 @@ def parse_slices(text: str | None) -> slice | list[int] | None:
 def add_mask_options(parser: argparse.ArgumentParser, kind: str = "radial") -> None:
     from lpam.physics.masks import MASK_KINDS
 
-    parser.add_argument("--mask", dest="mask_kind", default=kind, choices=MASK_KINDS, help="mask kind")
+    parser.add_argument("--mask", dest="mask_kind", default=None, choices=MASK_KINDS, help=f"mask kind (default {kind})")
     parser.add_argument("--rate", type=float, default=None, help="sampling rate (radial, variable-density, poisson)")
     parser.add_argument("--acceleration", type=float, default=None, help="acceleration (cartesian masks)")
     parser.add_argument("--center-fraction", type=float, default=None, help="fully sampled centre (cartesian)")
-    parser.add_argument("--mask-seed", type=int, default=0, help="seed of the mask")
+    parser.add_argument("--mask-seed", type=int, default=None, help="seed of the mask (default 0)")
+    parser.set_defaults(default_mask_kind=kind)
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -39,13 +41,25 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test", help="split of the embedded or prepared data: train, val, test")
 
 
+MASK_OPTIONS = {"mask_kind": "--mask", "rate": "--rate", "acceleration": "--acceleration",
+                "center_fraction": "--center-fraction", "mask_seed": "--mask-seed"}
+
+
 def mask_spec(args: argparse.Namespace):
+    """The MaskSpec of --mask, --rate, ...; None with --mask-file (which excludes them: a conflict error)."""
     from lpam.physics.masks import MaskSpec
 
+    if getattr(args, "mask_file", None) is not None:
+        given = [option for key, option in MASK_OPTIONS.items() if getattr(args, key) is not None]
+        if given:
+            raise ValueError(f"--mask-file and {', '.join(given)} conflict: give the mask file or the mask to make")
+        return None
+    kind = args.mask_kind or args.default_mask_kind
     rate = args.rate
-    if rate is None and args.acceleration is None and not args.mask_kind.startswith("cartesian"):
+    if rate is None and args.acceleration is None and not kind.startswith("cartesian"):
         rate = 0.2
-    return MaskSpec(args.mask_kind, rate, args.acceleration, args.center_fraction, args.mask_seed)
+    seed = 0 if args.mask_seed is None else args.mask_seed
+    return MaskSpec(kind, rate, args.acceleration, args.center_fraction, seed)
 
 
 def command_mask(args: argparse.Namespace) -> None:
@@ -93,7 +107,7 @@ def command_demo(args: argparse.Namespace) -> None:
 
     metrics = run_demo(args.out, args.checkpoint, parse_slices(args.slices), TVSettings(iterations=args.tv_iterations),
                        convergent=args.convergent, progress=not args.quiet, device=args.device)
-    print(f"LPAM-net: {metrics['params']['lpam-net']:,} parameters, {metrics['phases']} phases; "
+    print(f"{metrics['model']}: {metrics['params'][metrics['model']]:,} parameters, {metrics['phases']} phases; "
           f"mask radial 20% (achieved {metrics['mask']['achieved_rate']:.3f}); test slices {metrics['slices'][0]}.."
           f"{metrics['slices'][-1]}")
     print(format_table(metrics, ["T1", "T2"]))
@@ -108,7 +122,7 @@ def command_reconstruct(args: argparse.Namespace) -> None:
     written = reconstruct_files(
         inputs=args.inputs, contrasts=args.contrasts, out_dir=args.out, input_type=args.input_type,
         mask_file=args.mask_file, mask=mask_spec(args), checkpoint=args.checkpoint, mode=args.mode,
-        progress=not args.quiet, device=args.device,
+        progress=not args.quiet, device=args.device, slice_axis=args.slice_axis,
     )
     print("wrote " + ", ".join(str(p) for p in written))
 
@@ -299,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_mask_options(p)
     p.add_argument("--checkpoint", default=None, help="default: the shipped weights")
     p.add_argument("--mode", choices=["plain", "convergent"], default="plain")
+    p.add_argument("--slice-axis", choices=["first", "last"], default=None,
+                   help="axis of the slices in 3-D arrays (default: last for NIfTI and .mat (H, W, S), first for "
+                        ".npy / .npz (S, H, W))")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--out", required=True)
@@ -306,13 +323,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parsed arguments; an unknown option is reported by its command's parser (``lpam <command>: error``)."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        args.handler(args)
-    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as error:
-        print(f"lpam {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    args = parse_arguments(argv)
+
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"lpam {args.command}: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show_warning
+        try:
+            args.handler(args)
+        except (ValueError, OSError, FloatingPointError) as error:
+            # ValueError: bad input (configs, files, options); OSError: the file system (missing, read-only
+            # or occupied paths, a full disk)
+            print(f"lpam {args.command}: error: {error}", file=sys.stderr)
+            return 2
     return 0
 
 

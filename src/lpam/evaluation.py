@@ -25,7 +25,9 @@ from lpam.checkpoint import load_checkpoint, load_model_with_checkpoint
 from lpam.data.embedded import simulate_kspace, simulate_multicoil_kspace
 from lpam.data.prepared import is_prepared
 from lpam.data.sources import EvaluationData, load_evaluation_data
-from lpam.io import atomic_path, save_json
+from lpam.device import resolve_device
+from lpam.io import atomic_path, check_output_folder, save_json, staged_outputs
+from lpam.options import check_unique
 from lpam.metrics import slice_metrics, summarize
 from lpam.methods import BENCHMARK_MASKS, CLASSICAL, LEARNED, METHODS, PRIMARY_MASK, methods_for
 from lpam.models.lpam_net import count_parameters
@@ -144,6 +146,9 @@ def evaluate_checkpoint(
     reconstructions are the simulated ones, or estimated with the method ``estimate_maps``. A dataset
     prepared with ``--keep-coils`` is evaluated, without ``coils``, on its measured coil k-space P F x_c with
     its stored maps (or maps estimated with ``estimate_maps``)."""
+    check_output_folder(out_dir)
+    if mask is not None and mask_file is not None:
+        raise ValueError("give either a mask file (--mask-file) or a mask to make (--mask ...), not both")
     if estimate_maps is not None:
         estimate_maps = resolved_map_method(estimate_maps)
     mask = mask or MaskSpec()
@@ -198,10 +203,11 @@ def evaluate_checkpoint(
                             "maps": (stored if measured_coils else "simulated") if estimate_maps is None else
                             f"estimated ({estimate_maps}) from the calibration region "
                             f"{'x'.join(map(str, calibration_size(sampling)))}"}
-    out = Path(out_dir)
-    save_json(metrics, out / "metrics.json")
-    reconstruction_grid(dataset.images[show].abs().numpy(), {m: r.shown for m, r in results.items()}, dataset.contrasts,
-                        out / "figure.png", title=f"{dataset.source}, slice {dataset.slice_ids[show]}, {label}")
+    with staged_outputs(out_dir) as out:
+        save_json(metrics, out / "metrics.json")
+        reconstruction_grid(dataset.images[show].abs().numpy(), {m: r.shown for m, r in results.items()},
+                            dataset.contrasts, out / "figure.png",
+                            title=f"{dataset.source}, slice {dataset.slice_ids[show]}, {label}")
     return metrics
 
 
@@ -268,6 +274,12 @@ def run_benchmark(
                          f"for these contrasts use {', '.join(methods_for(contrasts))}")
     if subset_every < 1:
         raise ValueError(f"subset_every must be >= 1, got {subset_every}")
+    if tv_iterations < 1:
+        raise ValueError(f"tv_iterations must be >= 1, got {tv_iterations}")
+    check_unique(masks, "--masks")
+    check_unique(methods, "--methods")
+    check_output_folder(out_dir)
+    resolve_device(device)  # also when only classical methods (CPU) run: an unavailable device is an error
     started_all = time.perf_counter()
     dataset = load_evaluation_data(data, split, slices, contrasts)
     full = list(range(dataset.images.shape[0]))
@@ -320,7 +332,6 @@ def run_benchmark(
         "machine": _machine(),
     }
     metrics["seconds_total"] = round(time.perf_counter() - started_all, 1)
-    out = Path(out_dir)
     notes = [
         f"Data {dataset.source}"
         + (" (the embedded ICBM slab)" if dataset.source.startswith("embedded") else "")
@@ -334,6 +345,15 @@ def run_benchmark(
         "PSNR (data range 1) and SSIM (scikit-image, 7x7 uniform window) on magnitudes, mean ± std over slices.",
         f"Machine: {metrics['machine']}; whole run {metrics['seconds_total']:.0f} s.",
     ]
+    with staged_outputs(out_dir) as staging:
+        _write_benchmark(staging, metrics, results, dataset, notes, masks, methods, subset, show)
+    return metrics
+
+
+def _write_benchmark(out: Path, metrics: dict, results: dict[str, dict[str, MethodResult]], dataset: EvaluationData,
+                     notes: list[str], masks: Sequence[str], methods: Sequence[str], subset: list[int],
+                     show: int) -> None:
+    """results.md, metrics.json and the figures of `lpam benchmark` into ``out``."""
     with atomic_path(out / "results.md") as tmp:
         tmp.write_text(results_markdown(metrics, dataset.contrasts, notes))
     save_json(metrics, out / "metrics.json")
@@ -349,7 +369,6 @@ def run_benchmark(
                              title=f"lpam-net convergent mode, {mask_label}, slice {dataset.slice_ids[subset[0]]}")
             save_json(history_json(result.history, [dataset.slice_ids[p] for p in subset]), out / "history_convergent.json")
             break
-    return metrics
 
 
 def retrain(out_dir: str | Path, masks: Sequence[str], methods: Sequence[str], steps_per_epoch: int | None = None,
@@ -360,6 +379,8 @@ def retrain(out_dir: str | Path, masks: Sequence[str], methods: Sequence[str], s
     lpam-net-convergent uses lpam-net's weights. Returns (method, mask) -> best checkpoint."""
     from lpam.training.config import MaskConfig, TrainConfig
     from lpam.training.trainer import train
+
+    resolve_device(device)
 
     trained: dict[tuple[str, str], Path] = {}
     runs: dict[tuple[str, str], Path] = {}

@@ -13,6 +13,7 @@ from lpam.algorithm.lpam import Objective, SmoothFunction
 from lpam.algorithm.regularizer import Regularizer
 from lpam.physics.coils import MultiCoilFourier, maps_per_contrast, mask_per_coil, root_sum_of_squares
 from lpam.physics.fourier import MaskedFourier, ifft2c
+from lpam.physics.masks import binary_mask_error
 
 Operator = MaskedFourier | MultiCoilFourier
 
@@ -36,9 +37,27 @@ def contrast_operators(mask: torch.Tensor, num_contrasts: int, maps: torch.Tenso
     return [MultiCoilFourier(m, s) for m, s in zip(masks, per_contrast)]
 
 
-def check_kspace(kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None) -> None:
-    """Validate measured k-space, (B, C, H, W), or (B, C, Nc, H, W) with coil ``maps``, against the mask,
-    with messages that name the problem."""
+TRAINED_PEAK_RANGE = (0.1, 10.0)  # peaks within 10x of the training data's (images in [0, 1]) are left as they are
+NETWORK_DTYPES = (torch.complex64,)  # the learned models' precision
+SOLVER_DTYPES = (torch.complex64, torch.complex128)  # the classical solver runs in either
+
+
+def _check_types(kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None) -> None:
+    """Tensors (a TypeError that says how to convert numpy arrays) and a 0 / 1 mask."""
+    for name, value in (("k-space", kspace), ("mask", mask), ("coil maps", maps)):
+        if value is not None and not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}; convert it with "
+                            "torch.from_numpy(...)")
+    problem = binary_mask_error(mask)
+    if problem is not None:
+        raise ValueError(problem)
+
+
+def check_kspace(kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None,
+                 dtypes: tuple[torch.dtype, ...] = NETWORK_DTYPES) -> None:
+    """Validate measured k-space, (B, C, H, W), or (B, C, Nc, H, W) with coil ``maps``, against the mask
+    (0 / 1 values), with messages that name the problem; ``dtypes``: the complex precisions accepted."""
+    _check_types(kspace, mask, maps)
     if maps is not None:
         if kspace.ndim != 5:
             raise ValueError(f"with coil maps, k-space must have shape (B, C, Nc, H, W), got {tuple(kspace.shape)}")
@@ -61,6 +80,9 @@ def check_kspace(kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | 
         raise ValueError(f"k-space has spatial shape {tuple(kspace.shape[-2:])}, mask {tuple(mask.shape[-2:])}")
     if not torch.isfinite(torch.view_as_real(kspace)).all():
         raise ValueError("k-space contains NaN or infinite values")
+    if kspace.dtype not in dtypes:
+        raise TypeError(f"k-space must be {' or '.join(map(str, dtypes))}, got {kspace.dtype}; convert it with "
+                        f"kspace.to({dtypes[0]})")
 
 
 def data_terms(operators: list[Operator], kspace: torch.Tensor) -> list[SmoothFunction]:
@@ -78,7 +100,7 @@ def mri_objective(kspace: torch.Tensor, mask: torch.Tensor, regularizer: Regular
                   maps: torch.Tensor | None = None) -> Objective:
     """Phi_eps(x) = sum_j 1/2 ||A_j x_j - y_j||^2 + R_eps(x): A_j = P_j F for k-space (B, C, H, W), or
     A_j = (P_j F S_c)_c for k-space (B, C, Nc, H, W) and coil ``maps``."""
-    check_kspace(kspace, mask, maps)
+    check_kspace(kspace, mask, maps, SOLVER_DTYPES)
     operators = contrast_operators(mask.to(kspace.device), kspace.shape[1], _maps_like(maps, kspace))
     return Objective(data_terms(operators, kspace), regularizer)
 
@@ -108,3 +130,30 @@ def zero_filled_rss(kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def _maps_like(maps: torch.Tensor | None, kspace: torch.Tensor) -> torch.Tensor | None:
     """Coil maps on the k-space's device, in its complex dtype."""
     return None if maps is None else maps.to(kspace.device, kspace.dtype)
+
+
+def peak_warning(peaks: torch.Tensor, what: str) -> str | None:
+    """A message if any nonzero peak magnitude in ``peaks`` lies outside :data:`TRAINED_PEAK_RANGE`, else None."""
+    low, high = TRAINED_PEAK_RANGE
+    far = (peaks > 0) & ((peaks < low) | (peaks > high))
+    if not bool(far.any()):
+        return None
+    shown = ", ".join(f"{float(p):.3g}" for p in peaks.flatten()[:4])
+    return (f"{what} peak(s) {shown} lie far from the training data's scale (images in [0, 1], peaks in "
+            f"{low:g}..{high:g})")
+
+
+def normalised_kspace(kspace: torch.Tensor, mask: torch.Tensor,
+                      maps: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, str | None]:
+    """(k-space, scale, message): contrasts whose zero-filled image peaks far from the training scale
+    (:func:`peak_warning`) are divided by their peak (scale, broadcastable to the images, else 1), so that a
+    model sees data like its training data; multiply its output by ``scale``. ``message`` says what was done."""
+    peaks = zero_filled(kspace, mask, maps).abs().amax(dim=(0, 2, 3))
+    message = peak_warning(peaks, "zero-filled image")
+    if message is None:
+        return kspace, torch.ones(()), None
+    low, high = TRAINED_PEAK_RANGE
+    scale = torch.where((peaks > 0) & ((peaks < low) | (peaks > high)), peaks, torch.ones_like(peaks))
+    shape = (1, -1) + (1,) * (kspace.ndim - 2)
+    return kspace / scale.reshape(shape).to(kspace.dtype), scale.reshape(1, -1, 1, 1), \
+        message + "; normalised to peak 1 for the network and scaled back"

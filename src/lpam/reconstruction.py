@@ -7,7 +7,7 @@ import torch
 from tqdm import tqdm
 
 from lpam.algorithm.lpam import Constants, History, StepSizes, solve
-from lpam.problem import check_kspace, mri_objective, zero_filled
+from lpam.problem import SOLVER_DTYPES, check_kspace, mri_objective, zero_filled
 from lpam.regularizers.tv import total_variation
 
 PRECISIONS = {"complex64": torch.complex64, "complex128": torch.complex128}
@@ -43,7 +43,7 @@ def reconstruct_tv(
 ) -> tuple[torch.Tensor, History]:
     """Joint / separate TV reconstruction of k-space (B, C, H, W); returns complex images and the history."""
     settings = settings or TVSettings()
-    check_kspace(kspace, mask)
+    check_kspace(kspace, mask, dtypes=SOLVER_DTYPES)
     if settings.precision not in PRECISIONS:
         raise ValueError(f"unknown precision {settings.precision!r}; choose one of {', '.join(PRECISIONS)}")
     kspace_c = kspace.to(PRECISIONS[settings.precision])

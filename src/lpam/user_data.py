@@ -1,10 +1,11 @@
 """`lpam reconstruct`: LPAM-net on a user's own data (one file per contrast).
 
-Layouts: a 2-D array is one slice; a 3-D NIfTI volume holds slices along its last axis; a 3-D .npy / .npz /
-.mat array holds slices along its first axis. ``image`` input is undersampled here (y = P F |x|) after
+Layouts: a 2-D array is one slice; a 3-D NIfTI volume or .mat array holds slices along its last axis (MATLAB
+order (H, W, S)); a 3-D .npy / .npz array along its first axis; ``slice_axis`` ("first" / "last", CLI
+``--slice-axis``) overrides this for every file. ``image`` input is undersampled here (y = P F |x|) after
 scaling each volume to [0, 1]; ``kspace`` input is measured, centred k-space (complex), scaled so that its
 zero-filled image peaks at 1, and the result is scaled back. Everything is read, checked and computed
-before the first file is written, and each file is written atomically.
+before the first file is written, and the files appear together or not at all (:func:`lpam.io.staged_outputs`).
 """
 from __future__ import annotations
 
@@ -16,33 +17,98 @@ import numpy as np
 import torch
 
 from lpam.checkpoint import load_model
+from lpam.models.registry import model_type_of
+from lpam.options import check_unique
 from lpam.data.embedded import simulate_kspace
 from lpam.data.files import read_array
-from lpam.io import atomic_path, save_json
+from lpam.io import atomic_path, check_output_folder, save_json, staged_outputs
 from lpam.metrics import evaluate_contrasts
-from lpam.physics.masks import load_mask
 from lpam.plotting import reconstruction_grid
 from lpam.problem import zero_filled
-from lpam.physics.masks import MaskSpec
+from lpam.physics.masks import MaskSpec, load_mask
 from lpam.workflows import run_network
+
+
+SLICE_AXES = ("first", "last")
+CONTRAST_NAMES = ("T1", "T2", "PD", "FLAIR")  # default names of the input files, in order
+MIN_SIZE = 8  # px: smaller slices are refused
+OUTPUT_STEMS = {"lpam-net": "lpam"}  # model type -> name in <contrast>_<name>.nii.gz (else the type itself)
 
 
 def _is_nifti(path: Path) -> bool:
     return path.name.endswith((".nii", ".nii.gz"))
 
 
-def _as_slices(array: np.ndarray, path: Path) -> np.ndarray:
-    """To (S, H, W): NIfTI volumes slice along the last axis, other files along the first."""
+def _slice_axis(path: Path, slice_axis: str | None) -> str:
+    """The axis holding the slices of a 3-D array in ``path``: ``slice_axis``, else last for NIfTI and .mat."""
+    if slice_axis is not None:
+        return slice_axis
+    return "last" if _is_nifti(path) or path.suffix.lower() == ".mat" else "first"
+
+
+def _as_slices(array: np.ndarray, path: Path, slice_axis: str | None = None) -> np.ndarray:
+    """To (S, H, W), slices taken along :func:`_slice_axis`."""
     if array.ndim == 2:
         return array[None]
     if array.ndim == 3:
-        return np.moveaxis(array, -1, 0) if _is_nifti(path) else array
+        return np.moveaxis(array, -1, 0) if _slice_axis(path, slice_axis) == "last" else array
     raise ValueError(f"{path}: expected a 2-D slice or a 3-D volume, got shape {array.shape}")
 
 
 def _save_nifti(volume: np.ndarray, affine: np.ndarray, path: Path) -> None:
     with atomic_path(path) as tmp:
         nibabel.save(nibabel.Nifti1Image(volume.astype(np.float32), affine), str(tmp))
+
+
+def _read_inputs(paths: list[Path], input_type: str, slice_axis: str | None) -> list[np.ndarray]:
+    """One (S, H, W) array per file, checked: equal shapes, large enough, complex for k-space input."""
+    preferred = ("kspace", "k", "data") if input_type == "kspace" else ("image", "img", "reconstruction_rss", "data")
+    arrays = [_as_slices(read_array(p, preferred), p, slice_axis) for p in paths]
+    for path, array in zip(paths[1:], arrays[1:]):
+        if array.shape != arrays[0].shape:
+            raise ValueError(f"contrasts do not match: {paths[0]} has shape {arrays[0].shape}, {path} has {array.shape}")
+    if min(arrays[0].shape[-2:]) < MIN_SIZE:
+        raise ValueError(f"slices of shape {arrays[0].shape[-2:]} are too small to reconstruct")
+    if input_type == "kspace":
+        real = [str(p) for p, a in zip(paths, arrays) if not np.iscomplexobj(a)]
+        if real:
+            raise ValueError(f"k-space input must be complex, got real data in {', '.join(real)}; "
+                             "use --input-type image for images")
+    return arrays
+
+
+def _sampling(arrays: list[np.ndarray], input_type: str, mask_file: str | Path | None,
+              mask: MaskSpec | None) -> torch.Tensor:
+    """The mask: from ``mask_file``, else the sampled points of k-space input, else built from ``mask``."""
+    if mask_file is not None and mask is not None:
+        raise ValueError("give either a mask file (--mask-file) or a mask to make (--mask ...), not both")
+    shape = tuple(arrays[0].shape[-2:])
+    if mask_file is not None:
+        sampling = torch.from_numpy(load_mask(mask_file, shape=shape))
+    elif input_type == "kspace":
+        sampling = torch.from_numpy(np.abs(arrays[0]).sum(0) > 0)
+    else:
+        sampling = (mask or MaskSpec()).build(shape)
+    if not sampling.any():
+        raise ValueError("the mask samples no k-space point")
+    return sampling
+
+
+def _network_input(stacked: np.ndarray, input_type: str,
+                   sampling: torch.Tensor) -> tuple[torch.Tensor, np.ndarray, np.ndarray | None]:
+    """(k-space scaled for the network, per-contrast scale, reference images in [0, 1] or None)."""
+    if input_type == "image":
+        magnitudes = np.abs(stacked).astype(np.float32)
+        scale = magnitudes.max(axis=(0, 2, 3), keepdims=True)
+        if (scale == 0).any():
+            raise ValueError("an input image is all zeros")
+        reference = magnitudes / scale
+        return simulate_kspace(torch.from_numpy(reference), sampling), scale, reference
+    kspace = torch.from_numpy(stacked.astype(np.complex64)) * sampling
+    scale = zero_filled(kspace, sampling).abs().amax(dim=(0, 2, 3), keepdim=True).numpy()
+    if (scale == 0).any():
+        raise ValueError("a contrast's k-space is zero on the mask")
+    return kspace / torch.from_numpy(scale), scale, None
 
 
 def reconstruct_files(
@@ -56,76 +122,55 @@ def reconstruct_files(
     mode: str = "plain",
     progress: bool = True,
     device: str = "cpu",
+    slice_axis: str | None = None,
 ) -> list[Path]:
-    """Reconstruct the contrasts in ``inputs``; writes <contrast>_lpam.nii.gz, <contrast>_zero_filled.nii.gz,
-    preview.png (and metrics.json for image input) into ``out_dir``; returns the written paths."""
+    """Reconstruct the contrasts in ``inputs``; writes <contrast>_<model>.nii.gz (model: lpam-net or unet, the
+    checkpoint's type), <contrast>_zero_filled.nii.gz, preview.png (and metrics.json for image input) into
+    ``out_dir``, all or none; returns the written paths. ``mask_file`` and ``mask`` exclude each other."""
     if input_type not in ("image", "kspace"):
         raise ValueError(f"unknown input type {input_type!r}; choose image or kspace")
+    if slice_axis not in (None, *SLICE_AXES):
+        raise ValueError(f"slice axis must be 'first' or 'last', got {slice_axis!r}")
+    check_output_folder(out_dir)
     paths = [Path(p) for p in inputs]
-    contrasts = list(contrasts) if contrasts else ["T1", "T2", "PD", "FLAIR"][: len(paths)]
+    contrasts = check_unique(contrasts if contrasts else CONTRAST_NAMES[: len(paths)])
     if len(contrasts) != len(paths):
         raise ValueError(f"{len(paths)} input files but {len(contrasts)} contrast names")
     model = load_model(checkpoint, map_location=device)
     if len(paths) != model.config.contrasts:
         raise ValueError(f"the checkpoint reconstructs {model.config.contrasts} contrasts, got {len(paths)} input files")
-    preferred = ("kspace", "k", "data") if input_type == "kspace" else ("image", "img", "reconstruction_rss", "data")
-    arrays = [_as_slices(read_array(p, preferred), p) for p in paths]
-    for path, array in zip(paths[1:], arrays[1:]):
-        if array.shape != arrays[0].shape:
-            raise ValueError(f"contrasts do not match: {paths[0]} has shape {arrays[0].shape}, {path} has {array.shape}")
-    shape = arrays[0].shape[-2:]
-    if min(shape) < 8:
-        raise ValueError(f"slices of shape {shape} are too small to reconstruct")
-    if mask_file is not None:
-        sampling = torch.from_numpy(load_mask(mask_file, shape=tuple(shape)))
-    elif input_type == "kspace":
-        sampling = torch.from_numpy(np.abs(arrays[0]).sum(0) > 0)
-    else:
-        sampling = (mask or MaskSpec()).build(tuple(shape))
-    if not sampling.any():
-        raise ValueError("the mask samples no k-space point")
-
-    stacked = np.stack(arrays, axis=1)  # (S, C, H, W)
-    reference = None
-    if input_type == "image":
-        magnitudes = np.abs(stacked).astype(np.float32)
-        scale = magnitudes.max(axis=(0, 2, 3), keepdims=True)
-        if (scale == 0).any():
-            raise ValueError("an input image is all zeros")
-        reference = magnitudes / scale
-        kspace = simulate_kspace(torch.from_numpy(reference), sampling)
-    else:
-        if not np.iscomplexobj(stacked):
-            raise ValueError("k-space input must be complex (got real data); use --input-type image for images")
-        kspace = torch.from_numpy(stacked.astype(np.complex64)) * sampling
-        scale = zero_filled(kspace, sampling).abs().amax(dim=(0, 2, 3), keepdim=True).numpy()
-        if (scale == 0).any():
-            raise ValueError("a contrast's k-space is zero on the mask")
-        kspace = kspace / torch.from_numpy(scale)
+    arrays = _read_inputs(paths, input_type, slice_axis)
+    sampling = _sampling(arrays, input_type, mask_file, mask)
+    kspace, scale, reference = _network_input(np.stack(arrays, axis=1), input_type, sampling)  # (S, C, H, W)
     recon = run_network(model, kspace, sampling, mode=mode, progress=progress).abs().numpy()
     baseline = zero_filled(kspace, sampling).abs().numpy()
-
-    out = Path(out_dir)
-    written = []
+    label = model_type_of(model.config)
     affine = nibabel.load(paths[0]).affine if _is_nifti(paths[0]) else np.eye(4)
-    for j, contrast in enumerate(contrasts):
-        for name, images in (("lpam", recon), ("zero_filled", baseline)):
-            volume = images[:, j] * scale.reshape(-1)[j]
-            volume = np.moveaxis(volume, 0, -1) if _is_nifti(paths[j]) else volume
-            path = out / f"{contrast}_{name}.nii.gz"
-            _save_nifti(volume, affine, path)
-            written.append(path)
+    names = []
+    with staged_outputs(out_dir) as out:
+        for j, contrast in enumerate(contrasts):
+            for name, images in ((OUTPUT_STEMS.get(label, label), recon), ("zero_filled", baseline)):
+                volume = images[:, j] * scale.reshape(-1)[j]
+                if arrays[j].ndim == 3 and _slice_axis(paths[j], slice_axis) == "last":
+                    volume = np.moveaxis(volume, 0, -1)
+                names.append(f"{contrast}_{name}.nii.gz")
+                _save_nifti(volume, affine, out / names[-1])
+        _write_preview_and_metrics(out, recon, baseline, reference, contrasts, label, sampling)
+    names += ["preview.png"] + (["metrics.json"] if reference is not None else [])
+    return [Path(out_dir) / name for name in names]
+
+
+def _write_preview_and_metrics(out: Path, recon: np.ndarray, baseline: np.ndarray, reference: np.ndarray | None,
+                               contrasts: list[str], label: str, sampling: torch.Tensor) -> None:
+    """preview.png of the middle slice and, with a reference (image input), metrics.json."""
     middle = recon.shape[0] // 2
-    shown = {"zero-filled": baseline[middle], "lpam-net": recon[middle]}
     truth = reference[middle] if reference is not None else recon[middle]
-    reconstruction_grid(truth, shown, contrasts, out / "preview.png",
-                        title=f"slice {middle}" + ("" if reference is not None else " (no reference: errors vs LPAM-net)"))
-    written.append(out / "preview.png")
+    reconstruction_grid(truth, {"zero-filled": baseline[middle], label: recon[middle]}, contrasts, out / "preview.png",
+                        title=f"slice {middle}" + ("" if reference is not None else f" (no reference: errors vs {label})"))
     if reference is not None:
-        metrics = {"methods": {"zero-filled": evaluate_contrasts(baseline, reference, contrasts),
-                               "lpam-net": evaluate_contrasts(recon, reference, contrasts)},
+        metrics = {"model": label,
+                   "methods": {"zero-filled": evaluate_contrasts(baseline, reference, contrasts),
+                               label: evaluate_contrasts(recon, reference, contrasts)},
                    "mask": {"achieved_rate": float(sampling.float().mean())},
                    "slices": list(range(recon.shape[0]))}
         save_json(metrics, out / "metrics.json")
-        written.append(out / "metrics.json")
-    return written

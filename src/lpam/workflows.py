@@ -3,6 +3,7 @@ the shipped weights against zero-filled and joint TV) on the embedded data."""
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -14,12 +15,13 @@ from tqdm import tqdm
 from lpam.algorithm.lpam import History
 from lpam.checkpoint import load_model
 from lpam.data.embedded import load_split, simulate_kspace
-from lpam.io import save_json, save_npy
+from lpam.io import check_output_folder, save_json, save_npy, staged_outputs
 from lpam.metrics import evaluate_contrasts
 from lpam.models.lpam_net import LPAMNet, count_parameters
+from lpam.models.registry import model_type_of
 from lpam.physics.masks import MaskSpec
 from lpam.plotting import convergence_plot, reconstruction_grid
-from lpam.problem import zero_filled
+from lpam.problem import normalised_kspace, zero_filled
 from lpam.reconstruction import TVSettings, reconstruct_tv
 
 REGULARIZERS = {"joint-tv": "joint", "separate-tv": "separate"}
@@ -51,6 +53,7 @@ def solve_embedded(
     and returns the metrics."""
     if regularizer not in REGULARIZERS:
         raise ValueError(f"unknown regularizer {regularizer!r}; choose one of {', '.join(REGULARIZERS)}")
+    check_output_folder(out_dir)
     mask = mask or MaskSpec()
     settings = settings or TVSettings()
     settings.coupling = REGULARIZERS[regularizer]
@@ -74,13 +77,14 @@ def solve_embedded(
                      "noise_std": noise_std, "seconds": round(seconds, 2)},
         "branches": branch_counts(history),
     }
-    out = Path(out_dir)
-    save_npy(recon.numpy(), out / "recon.npy")
-    save_json(history_json(history, data.axial_indices), out / "history.json")
-    save_json(metrics, out / "metrics.json")
-    reconstruction_grid(data.images[0].numpy(), {"zero-filled": baseline[0].numpy(), regularizer: recon[0].numpy()},
-                        contrasts, out / "figure.png", title=f"axial slice {data.axial_indices[0]}, {regularizer}")
-    convergence_plot(history.per_sample(0), out / "convergence.png", title=f"LPAM {regularizer}, slice {data.axial_indices[0]}")
+    with staged_outputs(out_dir) as out:
+        save_npy(recon.numpy(), out / "recon.npy")
+        save_json(history_json(history, data.axial_indices), out / "history.json")
+        save_json(metrics, out / "metrics.json")
+        reconstruction_grid(data.images[0].numpy(), {"zero-filled": baseline[0].numpy(), regularizer: recon[0].numpy()},
+                            contrasts, out / "figure.png", title=f"axial slice {data.axial_indices[0]}, {regularizer}")
+        convergence_plot(history.per_sample(0), out / "convergence.png",
+                         title=f"LPAM {regularizer}, slice {data.axial_indices[0]}")
     return metrics
 
 
@@ -90,7 +94,13 @@ def run_network(model: LPAMNet, kspace: torch.Tensor, mask: torch.Tensor, mode: 
                 maps: torch.Tensor | None = None) -> torch.Tensor:
     """LPAM-net slice by slice (batch 1 keeps memory flat) on the model's device; results on the CPU.
     Multi-coil k-space (S, C, Nc, H, W) comes with coil ``maps``: (Nc, H, W) for every slice, or one set per
-    slice, (S, Nc, H, W) or (S, C, Nc, H, W)."""
+    slice, (S, Nc, H, W) or (S, C, Nc, H, W). numpy arrays and complex128 k-space are converted; k-space
+    scaled far from the training data is normalised for the network (with a warning) and the result scaled
+    back (:func:`lpam.problem.normalised_kspace`)."""
+    kspace, mask = as_tensor(kspace, torch.complex64), as_tensor(mask)
+    kspace, scale, message = normalised_kspace(kspace, mask, maps)
+    if message is not None:
+        warnings.warn(message, stacklevel=2)
     device = next(model.parameters()).device
     mask = mask.to(device)
     outputs = []
@@ -101,7 +111,15 @@ def run_network(model: LPAMNet, kspace: torch.Tensor, mask: torch.Tensor, mode: 
                              maps=sample_maps).cpu())
         if history is not None:
             history.add_samples(sample_history)
-    return torch.cat(outputs)
+    return torch.cat(outputs) * scale
+
+
+def as_tensor(value: torch.Tensor | np.ndarray, complex_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``value`` as a tensor (numpy arrays converted); complex values in ``complex_dtype`` when given."""
+    tensor = torch.from_numpy(np.ascontiguousarray(value)) if isinstance(value, np.ndarray) else value
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"expected a torch.Tensor or numpy array, got {type(value).__name__}")
+    return tensor.to(complex_dtype) if complex_dtype is not None and tensor.is_complex() else tensor
 
 
 def format_table(metrics: dict, contrasts: Sequence[str]) -> str:
@@ -126,8 +144,14 @@ def run_demo(
     progress: bool = True,
     device: str = "cpu",
 ) -> dict:
-    """The README's main job: the embedded test slab at 20% radial, zero-filled vs joint TV vs LPAM-net."""
+    """The README's main job: the embedded test slab at 20% radial, zero-filled vs joint TV vs LPAM-net (or
+    the checkpoint's model, labelled by its type: ``metrics["model"]``)."""
+    check_output_folder(out_dir)
     model = load_model(checkpoint, map_location=device)
+    label = model_type_of(model.config)
+    if model.config.contrasts != 2:
+        raise ValueError(f"the demo reconstructs T1 and T2; the checkpoint's model reconstructs "
+                         f"{model.config.contrasts} contrasts")
     data = load_split("test", slices=slices)
     mask = MaskSpec()
     sampling = mask.build(tuple(data.images.shape[-2:]))
@@ -138,10 +162,12 @@ def run_demo(
     recons["joint-tv"], _ = reconstruct_tv(kspace, sampling, tv_settings or TVSettings(), progress=progress)
     seconds["joint-tv"] = time.perf_counter() - started
     started = time.perf_counter()
-    recons["lpam-net"] = run_network(model, kspace, sampling, progress=progress)
-    seconds["lpam-net"] = time.perf_counter() - started
+    recons[label] = run_network(model, kspace, sampling, progress=progress)
+    seconds[label] = time.perf_counter() - started
     history = None
     if convergent:
+        if label != "lpam-net":
+            raise ValueError(f"--convergent needs an LPAM-net checkpoint; this one holds a {label}")
         history = History()
         started = time.perf_counter()
         recons["lpam-net-convergent"] = run_network(model, kspace, sampling, "convergent", history, progress)
@@ -151,19 +177,21 @@ def run_demo(
         "mask": {**mask.describe(), "achieved_rate": float(sampling.float().mean())},
         "slices": [int(z) for z in data.axial_indices],
         "split": "test",
-        "params": {"lpam-net": count_parameters(model)},
+        "model": label,
+        "params": {label: count_parameters(model)},
         "phases": model.config.phases,
         "seconds_per_pair": {name: s / len(data.axial_indices) for name, s in seconds.items()},
     }
-    out = Path(out_dir)
     if history is not None:
         metrics["convergent"] = branch_counts(history)
-        save_json(history_json(history, data.axial_indices), out / "history_convergent.json")
-        convergence_plot(history.per_sample(0), out / "convergence.png", xlabel="phase",
-                         title=f"LPAM-net convergent mode, slice {data.axial_indices[0]}")
-    save_json(metrics, out / "metrics.json")
     middle = len(data.axial_indices) // 2
-    shown = {name: r[middle].numpy() for name, r in recons.items() if name in ("zero-filled", "joint-tv", "lpam-net")}
-    reconstruction_grid(truth[middle], shown, contrasts, out / "figure.png",
-                        title=f"embedded test slab, axial slice {data.axial_indices[middle]}, radial 20%")
+    shown = {name: r[middle].numpy() for name, r in recons.items() if name in ("zero-filled", "joint-tv", label)}
+    with staged_outputs(out_dir) as out:
+        if history is not None:
+            save_json(history_json(history, data.axial_indices), out / "history_convergent.json")
+            convergence_plot(history.per_sample(0), out / "convergence.png", xlabel="phase",
+                             title=f"LPAM-net convergent mode, slice {data.axial_indices[0]}")
+        save_json(metrics, out / "metrics.json")
+        reconstruction_grid(truth[middle], shown, contrasts, out / "figure.png",
+                            title=f"embedded test slab, axial slice {data.axial_indices[middle]}, radial 20%")
     return metrics

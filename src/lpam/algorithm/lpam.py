@@ -109,6 +109,7 @@ class State:
     eps: torch.Tensor
     done: torch.Tensor
     cached: tuple[torch.Tensor, Blocks] | None = None
+    violation: torch.Tensor | float = 0.0  # sum over iterations of :func:`descent_violation` (training)
 
 
 @dataclass
@@ -187,6 +188,13 @@ def check_finite(blocks: Blocks, what: str) -> None:
             raise FloatingPointError(f"{what}: block {j} contains NaN or infinite values")
 
 
+def _evaluate_detached(objective: Objective, blocks: Blocks, eps: torch.Tensor) -> tuple[torch.Tensor, Blocks]:
+    """Phi_eps and grad Phi_eps without an autograd graph: the tests, the eps rule and the record only read
+    them (the safeguard rebuilds the graph it needs)."""
+    with torch.no_grad():
+        return objective.value_and_grads([b.detach() for b in blocks], eps.detach())
+
+
 def residual_candidate(objective: Objective, state: State, steps: StepSizes) -> Blocks:
     """Step 1 of SPEC.md section 3, Gauss-Seidel over the blocks."""
     x = state.blocks
@@ -207,31 +215,47 @@ def safeguard_step(
     grads_x: Blocks,
     active: torch.Tensor,
 ) -> tuple[Blocks, torch.Tensor, torch.Tensor]:
-    """Block gradient step with backtracking for the samples in ``active``; returns v, shrinks, failures."""
+    """Block gradient step with backtracking for the samples in ``active``; returns v, shrinks, failures.
+
+    The backtracking search runs without autograd; when training, the accepted step is then recomputed once
+    with its graph (the shrink factors are decisions), so that g and abar are trained through this branch
+    at the cost of one step, not one per shrink."""
     x = state.blocks
     batch = x[0].shape[0]
     shrink = torch.ones(batch, dtype=phi_x.dtype, device=phi_x.device)
     backtracks = torch.zeros(batch, dtype=torch.long, device=phi_x.device)
 
-    def step(scale: torch.Tensor) -> Blocks:
+    def step(scale: torch.Tensor, first_grad: torch.Tensor) -> Blocks:
         v = list(x)
         for j in range(objective.num_blocks):
-            grad = grads_x[0] if j == 0 else objective.block_grad(v, state.eps, j)
+            grad = first_grad if j == 0 else objective.block_grad(v, state.eps, j)
             v[j] = x[j] - _expand(scale, x[j]) * steps.abar[j] * grad
         return v
 
-    v = step(shrink)
-    for _ in range(constants.max_backtracks + 1):
-        with torch.no_grad():
-            decrease = objective.value([b.detach() for b in v], state.eps) - phi_x.detach()
-            insufficient = active & (decrease > -squared_distance(v, x).detach() / constants.c)
-        if not insufficient.any() or int(backtracks.max()) >= constants.max_backtracks:
-            break
-        shrink = torch.where(insufficient, shrink * constants.rho, shrink)
-        backtracks = backtracks + insufficient.long()
-        v = _select(insufficient, step(shrink), v)
+    with torch.no_grad():
+        v = step(shrink, grads_x[0])
+        for _ in range(constants.max_backtracks + 1):
+            decrease = objective.value(v, state.eps) - phi_x
+            insufficient = active & (decrease > -squared_distance(v, x) / constants.c)
+            if not insufficient.any() or int(backtracks.max()) >= constants.max_backtracks:
+                break
+            shrink = torch.where(insufficient, shrink * constants.rho, shrink)
+            backtracks = backtracks + insufficient.long()
+            v = _select(insufficient, step(shrink, grads_x[0]), v)
+    if torch.is_grad_enabled():  # grads_x carry no graph: rebuild the chosen step with one
+        v = step(shrink, objective.block_grad(x, state.eps, 0))
     failed = insufficient
     return _select(failed, x, v), backtracks, failed
+
+
+def descent_violation(objective: Objective, x: Blocks, u: Blocks, eps: torch.Tensor,
+                      a: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """relu((Phi_eps(u) - Phi_eps(x)) / ||u - x||^2 + 1/a) per sample, with its autograd graph, and Phi_eps(u):
+    zero exactly when the candidate meets the sufficient decrease of the acceptance test, so that training
+    can push rejected learned steps towards acceptance (the test itself is a decision and passes no gradient)."""
+    step_sq = squared_distance(u, x).detach().clamp_min(torch.finfo(eps.dtype).tiny)
+    phi_u = objective.value(u, eps)
+    return torch.relu((phi_u - objective.value(x, eps)) / step_sq + 1 / a), phi_u
 
 
 def lpam_iteration(
@@ -242,19 +266,25 @@ def lpam_iteration(
     safeguard: bool = True,
     eps_decay: bool = True,
     record: bool = True,
+    measure_violation: bool = False,
 ) -> tuple[State, Record | None]:
-    """One LPAM iteration (SPEC.md section 3). ``safeguard=False`` always takes the residual candidate."""
+    """One LPAM iteration (docs/method.md, "LPAM"). ``safeguard=False`` always takes the residual candidate;
+    ``measure_violation`` adds :func:`descent_violation` of the candidate to the state's ``violation``."""
     x = state.blocks
     batch = x[0].shape[0]
     u = residual_candidate(objective, state, steps)
+    violation, phi_u = state.violation, None
+    if measure_violation:
+        sample_violation, phi_u = descent_violation(objective, x, u, state.eps, constants.a)
+        violation = violation + sample_violation
     accepted = torch.ones(batch, dtype=torch.bool, device=x[0].device)
     backtracks = torch.zeros(batch, dtype=torch.long, device=x[0].device)
     failed = torch.zeros_like(accepted)
     if safeguard:
-        phi_x, grads_x = state.cached if state.cached is not None else objective.value_and_grads(x, state.eps)
+        phi_x, grads_x = state.cached if state.cached is not None else _evaluate_detached(objective, x, state.eps)
         with torch.no_grad():
             step_sq = squared_distance(u, x)
-            phi_u = objective.value([b.detach() for b in u], state.eps)
+            phi_u = objective.value(u, state.eps) if phi_u is None else phi_u.detach()
             accepted = (gradient_norm(grads_x) <= constants.a * step_sq.sqrt()) & (
                 phi_u - phi_x <= -step_sq / constants.a
             )
@@ -271,7 +301,7 @@ def lpam_iteration(
     cached = None
     phi_new = grad_norm = None
     if eps_decay or record or safeguard:
-        phi_new, grads_new = objective.value_and_grads(new_blocks, eps)
+        phi_new, grads_new = _evaluate_detached(objective, new_blocks, eps)
         grad_norm = gradient_norm(grads_new)
         if not torch.isfinite(phi_new.detach()).all():
             raise FloatingPointError("Phi_eps is not finite at the new iterate")
@@ -285,7 +315,7 @@ def lpam_iteration(
     rec = None
     if record:
         rec = Record(phi_new.detach(), grad_norm.detach(), state.eps.detach().amax(1), accepted, backtracks, failed)
-    return State(new_blocks, eps, done, cached), rec
+    return State(new_blocks, eps, done, cached, violation), rec
 
 
 def initial_state(blocks: Sequence[torch.Tensor], eps0: Scalar | Sequence[Scalar], num_terms: int) -> State:

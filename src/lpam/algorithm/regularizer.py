@@ -27,7 +27,7 @@ class Term:
 
     feature_map: FeatureMap
     blocks: tuple[int, ...]
-    weight: float = 1.0
+    weight: float | torch.Tensor = 1.0  # a tensor when the weight is learned (LPAM-net's descent rule)
 
 
 def autograd_smoothed_value_and_grad(
@@ -77,7 +77,7 @@ class Regularizer:
             value, grads = hand_written(inputs, eps[:, term_index], need_grad)
         else:
             value, grads = autograd_smoothed_value_and_grad(term.feature_map, inputs, eps[:, term_index], need_grad)
-        if grads is not None and term.weight != 1.0:
+        if grads is not None and (torch.is_tensor(term.weight) or term.weight != 1.0):
             grads = [term.weight * g for g in grads]
         return term.weight * value, grads
 

@@ -53,7 +53,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import nibabel
 import numpy as np
@@ -64,6 +64,8 @@ from lpam.data.files import read_array
 from lpam.data.prepared import SPLITS, save_prepared
 from lpam.physics.coils import estimate_coil_maps, sensitivity_combine
 from lpam.physics.fourier import fft2c, ifft2c
+from lpam.io import check_output_file
+from lpam.options import check_unique
 from lpam.physics.masks import load_mask
 
 FORMATS = ("brats", "bids", "ixi", "h5", "mat", "npz")
@@ -81,6 +83,7 @@ KSPACE_NAME = re.compile(r"^K(?:_(?P<contrast>[A-Z0-9]+)|(?P<number>[12]))$", re
 H5_TARGETS = ("reconstruction_rss", "reconstruction_esc")
 CALIBRATION = 24  # side of the central k-space block the coil maps are estimated from (--keep-coils)
 SLICE_AXES = {"mat": "last", "npz": "first"}
+MIN_PREPARED_SIZE = 8  # px: the smallest --size that a network can reconstruct
 LAYOUT_HINTS = {
     "brats": "subject folders with <id>_t1/_t2... .nii.gz",
     "bids": "sub-*/anat/*_T1w.nii.gz ...",
@@ -480,6 +483,20 @@ def normalisation_scale(volume: np.ndarray) -> float:
     return float(np.percentile(foreground, 99.9) if foreground.size else top)
 
 
+def _normalised(subject: Subject, contrasts: Sequence[str], volumes: list[np.ndarray],
+                function: Callable[[np.ndarray], Any] | None = None) -> list[Any]:
+    """``function`` (default :func:`normalise`) of each contrast's volume, an error naming the file of an
+    empty (all-zero) one."""
+    normalised = []
+    for contrast, volume in zip(contrasts, volumes):
+        try:
+            normalised.append((function or normalise)(volume))
+        except ValueError as error:
+            source = subject.files.get(contrast) or subject.kspace.get(contrast) or subject.name
+            raise ValueError(f"{source} ({contrast} of subject {subject.name}): {error}") from error
+    return normalised
+
+
 def normalise(volume: np.ndarray) -> np.ndarray:
     """Scale to [0, 1] by :func:`normalisation_scale`. Magnitudes are clipped at 1; complex images (measured
     k-space) are only scaled, so F x stays the scaled measurement."""
@@ -513,6 +530,28 @@ def subject_splits(names: Sequence[str], fractions: tuple[float, float, float]) 
     return {name: "train" if i < train_end else "val" if i < val_end else "test" for i, name in enumerate(order)}
 
 
+def _check_prepare_options(out: str | Path, contrasts: Sequence[str], size: tuple[int, int],
+                           fractions: tuple[float, float, float], min_foreground: float, repetitions: str,
+                           slice_axis: str | None) -> None:
+    """The checks of :func:`prepare`'s options, before any file is read."""
+    if len(contrasts) < 2:
+        raise ValueError(f"joint reconstruction needs at least 2 contrasts, got {list(contrasts)}")
+    check_unique(contrasts)
+    if len(size) != 2 or min(size) < MIN_PREPARED_SIZE:
+        raise ValueError(f"--size must be two sizes H W of at least {MIN_PREPARED_SIZE} px, got {list(size)}")
+    if not 0 <= min_foreground < 1:
+        raise ValueError(f"--min-foreground is a fraction of the slice in [0, 1), got {min_foreground}")
+    if abs(sum(fractions) - 1) > 1e-6 or min(fractions) < 0:
+        raise ValueError(f"split fractions must be >= 0 and sum to 1, got {fractions}")
+    if Path(out).suffix != ".npz":
+        raise ValueError(f"--out must end in .npz, got {out}")
+    check_output_file(out)
+    if repetitions not in ("average", "first"):
+        raise ValueError(f"repetitions must be 'average' or 'first', got {repetitions!r}")
+    if slice_axis not in (None, "first", "last"):
+        raise ValueError(f"slice axis must be 'first' or 'last', got {slice_axis!r}")
+
+
 def prepare(root: str | Path, out: str | Path, contrasts: Sequence[str] = ("T1", "T2"), size: tuple[int, int] = (160, 180),
             data_format: str | None = None, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
             min_foreground: float = 0.1, progress: bool = True, measured_kspace: bool = False,
@@ -520,16 +559,7 @@ def prepare(root: str | Path, out: str | Path, contrasts: Sequence[str] = ("T1",
     """`lpam prepare`: read, pair, select, crop, normalise and split; writes ``out`` (.npz) and returns a
     summary {format, subjects and slices per split, skipped subjects with what they miss, measured_kspace,
     coils (the coil count with ``keep_coils``, else None), mask (.mat layout: {file, shape, rate, stored})}."""
-    if len(contrasts) < 2:
-        raise ValueError(f"joint reconstruction needs at least 2 contrasts, got {list(contrasts)}")
-    if abs(sum(fractions) - 1) > 1e-6 or min(fractions) < 0:
-        raise ValueError(f"split fractions must be >= 0 and sum to 1, got {fractions}")
-    if Path(out).suffix != ".npz":
-        raise ValueError(f"--out must end in .npz, got {out}")
-    if repetitions not in ("average", "first"):
-        raise ValueError(f"repetitions must be 'average' or 'first', got {repetitions!r}")
-    if slice_axis not in (None, "first", "last"):
-        raise ValueError(f"slice axis must be 'first' or 'last', got {slice_axis!r}")
+    _check_prepare_options(out, contrasts, size, fractions, min_foreground, repetitions, slice_axis)
     if keep_coils and not measured_kspace:
         raise ValueError("--keep-coils keeps measured multi-coil k-space: add --measured-kspace")
     subjects, missing, data_format = find_subjects(root, data_format, contrasts, measured_kspace)
@@ -556,11 +586,11 @@ def prepare(root: str | Path, out: str | Path, contrasts: Sequence[str] = ("T1",
             if volumes[0].shape[1] != coils:
                 raise ValueError(f"{subject.files[contrasts[0]]}: {volumes[0].shape[1]} coils, the files before it "
                                  f"have {coils}; --keep-coils needs one coil count for the whole dataset")
-            combined, coil_images, maps = zip(*(coil_volume(v) for v in volumes))
+            combined, coil_images, maps = zip(*_normalised(subject, contrasts, volumes, coil_volume))
             stack = crop_or_pad(np.stack(combined), size)  # (C, S, H, W)
             coil_stack, map_stack = crop_or_pad(np.stack(coil_images), size), crop_or_pad(np.stack(maps), size)
         else:
-            stack = crop_or_pad(np.stack([normalise(v) for v in volumes]), size)  # (C, S, H, W)
+            stack = crop_or_pad(np.stack(_normalised(subject, contrasts, volumes)), size)  # (C, S, H, W)
         magnitudes = np.abs(stack) if measured_kspace else stack
         foreground = (magnitudes[0] > 0.05).mean(axis=(-2, -1))
         split = assignment[subject.name]
@@ -573,6 +603,9 @@ def prepare(root: str | Path, out: str | Path, contrasts: Sequence[str] = ("T1",
                 parts[split]["maps"].append(map_stack[:, z])
             parts[split]["subjects"].append(subject.name)
             parts[split]["slices"].append(int(z))
+    if not any(part["slices"] for part in parts.values()):
+        raise ValueError(f"no slice of {root} has a foreground fraction >= {min_foreground} at --size "
+                         f"{size[0]} {size[1]}: nothing to write; lower --min-foreground or check --size")
     arrays = {}
     for split, part in parts.items():
         arrays[split] = {key: part[key] for key in ("subjects", "slices")}

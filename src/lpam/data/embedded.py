@@ -17,6 +17,7 @@ Neighbouring slices are strongly correlated, so results on the test slab do not 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -27,6 +28,9 @@ import torch
 
 from lpam.physics.coils import mask_per_coil, maps_per_contrast
 from lpam.physics.fourier import fft2c
+from lpam.physics.masks import binary_mask_error
+from lpam.options import check_unique
+from lpam.problem import peak_warning
 
 DATA_FILE = Path(__file__).parent / "icbm2009c_t1t2.npz"
 CONTRASTS = ("T1", "T2", "PD")
@@ -37,6 +41,7 @@ SPLITS: dict[str, tuple[int, ...]] = {
     "test": tuple(range(98, 118)),
 }
 SPLIT_ALIASES = {"validation": "val"}
+NEGATIVE_TOLERANCE = 0.1  # real images may dip this far below 0 (sharpening, interpolation) without a warning
 
 
 @dataclass
@@ -76,7 +81,7 @@ def load_split(
     name = SPLIT_ALIASES.get(split, split)
     if name not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of train, val (validation), test")
-    contrasts = (contrasts,) if isinstance(contrasts, str) else tuple(contrasts)
+    contrasts = (contrasts,) if isinstance(contrasts, str) else tuple(check_unique(contrasts, "contrasts"))
     unknown = [c for c in contrasts if c not in CONTRASTS]
     if unknown or not contrasts:
         raise ValueError(
@@ -97,6 +102,16 @@ def load_split(
     return EmbeddedSplit(torch.from_numpy(images), axial, contrasts)
 
 
+def _warn_if_unnormalised(images: torch.Tensor) -> None:
+    """Warn (never silently) when images are not scaled like the training data, magnitudes in [0, 1]."""
+    magnitude = images.abs()
+    message = peak_warning(magnitude.amax().reshape(1), "image") if magnitude.numel() else None
+    if not images.is_complex() and magnitude.numel() and float(images.amin()) < -NEGATIVE_TOLERANCE:
+        message = f"images hold negative values (down to {float(images.amin()):.3g}); magnitudes are >= 0"
+    if message is not None:
+        warnings.warn(f"{message}: divide them by their maximum (the models expect images in [0, 1])", stacklevel=3)
+
+
 def simulate_kspace(
     images: torch.Tensor, mask: torch.Tensor, noise_std: float = 0.0, seed: int | None = 0
 ) -> torch.Tensor:
@@ -108,6 +123,10 @@ def simulate_kspace(
     ``seed`` (fresh entropy for None), so it is the same on every device. ``images`` (..., H, W) real or
     complex; ``mask`` (H, W) or any shape broadcastable to the images' shape.
     """
+    for name, tensor in (("images", images), ("mask", mask)):
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}; convert it with "
+                            "torch.from_numpy(...)")
     try:
         broadcast = torch.broadcast_shapes(mask.shape, images.shape)
     except RuntimeError:
@@ -119,6 +138,10 @@ def simulate_kspace(
     for name, tensor in (("images", images), ("mask", mask)):
         if not torch.isfinite(tensor).all():
             raise ValueError(f"NaN or infinite values in the {name}")
+    problem = binary_mask_error(mask)
+    if problem is not None:
+        raise ValueError(problem)
+    _warn_if_unnormalised(images)
     kspace = fft2c(images.to(torch.complex64))
     if noise_std > 0:
         generator = torch.Generator()

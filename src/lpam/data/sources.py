@@ -10,6 +10,9 @@ import torch
 from lpam.data.embedded import load_split
 from lpam.data.files import read_array
 from lpam.data.prepared import is_prepared, load_prepared
+from lpam.options import check_unique
+
+RANGE_TOLERANCE = 0.01  # image files may exceed [0, 1] by this much (rounding of stored values)
 
 
 @dataclass
@@ -33,11 +36,23 @@ class EvaluationData:
         return self.images.is_complex()
 
 
+def _check_image_range(array: np.ndarray, data: str) -> None:
+    """Refuse image files not scaled to [0, 1] (0-4095, int16, negative values): the models would return
+    little more than the zero-filled image."""
+    if array.size == 0:
+        return
+    low, high = float(array.min()), float(array.max())
+    if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
+        raise ValueError(f"{data}: images must be magnitudes scaled to [0, 1], got values in [{low:g}, {high:g}] "
+                         f"(dtype {array.dtype}); divide each volume by its maximum, or use `lpam prepare`")
+
+
 def load_evaluation_data(data: str = "embedded", split: str = "test", slices: slice | Sequence[int] | None = None,
                          contrasts: Sequence[str] = ("T1", "T2")) -> EvaluationData:
     """``data`` = "embedded" (the bundled ICBM slabs), a dataset written by `lpam prepare` (``split`` chosen
     in both; complex images when it holds measured k-space), or a .npy / .npz file holding magnitude images
-    (S, C, H, W) in [0, 1] (``split`` ignored)."""
+    (S, C, H, W) in [0, 1] (``split`` ignored; other scales are refused, never reconstructed silently)."""
+    contrasts = check_unique(contrasts, "contrasts")
     if data == "embedded":
         split_data = load_split(split, tuple(contrasts), slices)
         return EvaluationData(split_data.images, list(split_data.axial_indices), list(contrasts), f"embedded:{split}")
@@ -55,6 +70,7 @@ def load_evaluation_data(data: str = "embedded", split: str = "test", slices: sl
         array, source, coils = np.asarray(read_array(data, preferred=("images",))), str(data), None
         if np.iscomplexobj(array):
             raise ValueError(f"{data}: images must be real, finite magnitudes")
+        _check_image_range(array, data)
     if array.ndim != 4 or array.shape[1] != len(contrasts):
         raise ValueError(f"{data}: expected images (slices, {len(contrasts)} contrasts, H, W), got shape {array.shape}")
     if not np.isfinite(array).all():

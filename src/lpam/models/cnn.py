@@ -8,6 +8,12 @@ real parts of all channels before the imaginary parts, it is one real convolutio
 J_g^T is written by hand (transposed convolutions with the same weights, times s'), so that
 grad r_eps(g(x)) costs one forward and one backward pass; it is built from differentiable torch ops, so
 training differentiates through it.
+
+Padding: ``zeros`` (the authors') or ``circular``. The FFT of the data term is periodic, so with zero
+padding the image border meets a boundary that the physics does not have; where the field of view cuts the
+head (the embedded slices' last rows) that left a bright line in the error maps. Circular padding makes g
+periodic like F. Its J^T is the transposed convolution without padding followed by the adjoint of the
+circular padding (the wrapped border rows and columns added back onto the opposite edges).
 """
 from __future__ import annotations
 
@@ -20,6 +26,20 @@ from torch import nn
 from lpam.algorithm.smoothing import smoothed_l21, smoothed_l21_grad, smoothed_relu, smoothed_relu_derivative
 
 G_INITS = ("tv", "random")
+PADDINGS = ("zeros", "circular")
+KERNEL_HALF_WIDTH = 1  # 3x3 kernels
+
+
+def circular_pad(x: torch.Tensor) -> torch.Tensor:
+    """Periodic extension by one pixel on each side of the last two axes."""
+    return F.pad(x, (KERNEL_HALF_WIDTH,) * 4, mode="circular")
+
+
+def circular_pad_adjoint(y: torch.Tensor) -> torch.Tensor:
+    """Adjoint of :func:`circular_pad`: the centre plus the padded rows / columns wrapped onto the opposite edge."""
+    p = KERNEL_HALF_WIDTH
+    y = torch.cat([y[..., p:2 * p, :] + y[..., -p:, :], y[..., 2 * p:-2 * p, :], y[..., -2 * p:-p, :] + y[..., :p, :]], -2)
+    return torch.cat([y[..., p:2 * p] + y[..., -p:], y[..., 2 * p:-2 * p], y[..., -2 * p:-p] + y[..., :p]], -1)
 
 
 def complex_to_channels(blocks: list[torch.Tensor]) -> torch.Tensor:
@@ -63,10 +83,14 @@ class ComplexCNN(nn.Module):
         delta: float = 0.01,
         init: str = "tv",
         out_channels: int | None = None,
+        padding: str = "zeros",
     ) -> None:
         super().__init__()
         if init not in G_INITS:
             raise ValueError(f"unknown initialisation {init!r} for g; choose one of {', '.join(G_INITS)}")
+        if padding not in PADDINGS:
+            raise ValueError(f"unknown padding {padding!r} for g; choose one of {', '.join(PADDINGS)}")
+        self.padding = padding
         if layers < 2:
             raise ValueError(f"g needs at least 2 layers, got {layers}")
         self.in_channels, self.features, self.delta = in_channels, features, delta
@@ -109,10 +133,21 @@ class ComplexCNN(nn.Module):
         """Returns the features and the pre-activations of the hidden layers."""
         pre_activations = []
         for weight in weights[:-1]:
-            h = F.conv2d(x, weight, padding=1)
+            h = self._convolve(x, weight)
             pre_activations.append(h)
             x = smoothed_relu(h, self.delta)
-        return F.conv2d(x, weights[-1], padding=1), pre_activations
+        return self._convolve(x, weights[-1]), pre_activations
+
+    def _convolve(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        if self.padding == "circular":
+            return F.conv2d(circular_pad(x), weight)
+        return F.conv2d(x, weight, padding=KERNEL_HALF_WIDTH)
+
+    def _convolve_adjoint(self, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """The adjoint of :meth:`_convolve` (a transposed convolution with the same weight)."""
+        if self.padding == "circular":
+            return circular_pad_adjoint(F.conv_transpose2d(y, weight))
+        return F.conv_transpose2d(y, weight, padding=KERNEL_HALF_WIDTH)
 
     def forward(self, *blocks: torch.Tensor) -> torch.Tensor:
         self._check_inputs(blocks)
@@ -135,6 +170,6 @@ class ComplexCNN(nn.Module):
             return value, None
         grad = smoothed_l21_grad(features, eps)
         for weight, h in zip(reversed(weights[1:]), reversed(pre_activations)):
-            grad = F.conv_transpose2d(grad, weight, padding=1) * smoothed_relu_derivative(h, self.delta)
-        grad = F.conv_transpose2d(grad, weights[0], padding=1)
+            grad = self._convolve_adjoint(grad, weight) * smoothed_relu_derivative(h, self.delta)
+        grad = self._convolve_adjoint(grad, weights[0])
         return value, channels_to_complex(grad)

@@ -1,11 +1,24 @@
-"""LPAM-net (SPEC.md section 4): K phases of the LPAM iteration with a learned feature map g.
+"""LPAM-net (docs/method.md, "LPAM-net"): K phases of the LPAM iteration with a learned feature map g.
 
 Each phase is :func:`lpam.algorithm.lpam.lpam_iteration` with that phase's learned step sizes; the CNN g is
 shared by all phases. ``plain`` mode always takes the residual candidate (the authors' network);
-``convergent`` mode runs the acceptance test, the safeguard and the eps decay of SPEC.md section 3.
+``convergent`` mode runs the acceptance test, the safeguard and the eps decay (docs/method.md, "LPAM").
+
+Two step rules (docs/method.md, "The convergent LPAM-net"):
+
+* ``free`` (the authors'): alpha_k and tau_k are learned independently per phase and Phi_eps = f + R_eps.
+  The phases then approach the fixed points of different objectives f + (tau_k / alpha_k) R, so no single
+  Phi_eps is descended;
+* ``descent``: Phi_eps = sum_j f_j + lam R_eps with a learned weight lam inside Phi, and the residual step
+  uses the same step on both parts, u_j = z_j - alpha_k grad_j (lam R_eps), i.e. tau_k = alpha_k: a gradient
+  step on Phi_eps with the gradient of lam R_eps taken at the nearby point z. Every phase descends the one
+  learned objective that the acceptance test, the safeguard and the eps rule use.
+
+Phases past the trained K repeat the step sizes of the last phase, so ``phases`` may exceed K.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -21,6 +34,8 @@ from lpam.problem import check_kspace, mri_objective, zero_filled
 COUPLINGS = ("joint", "separate", "shared")
 MODES = ("plain", "convergent")
 INITIAL_IMAGES = ("zero-filled", "learned")
+STEP_RULES = ("free", "descent")
+PADDINGS = ("zeros", "circular")
 
 
 @dataclass
@@ -39,9 +54,14 @@ class LPAMNetConfig:
     abar_init: float = 0.1
     eps_init: float = 0.01
     initial_image: str = "zero-filled"
+    step_rule: str = "free"
+    reg_weight_init: float = 1.0
+    padding: str = "zeros"
+    constants: dict | None = None  # the network's a, c, sigma, gamma, rho, max_backtracks (lpam.algorithm.lpam.Constants)
 
     def __post_init__(self) -> None:
-        choices = {"coupling": COUPLINGS, "g_init": G_INITS, "initial_image": INITIAL_IMAGES}
+        choices = {"coupling": COUPLINGS, "g_init": G_INITS, "initial_image": INITIAL_IMAGES,
+                   "step_rule": STEP_RULES, "padding": PADDINGS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(allowed)}")
@@ -49,6 +69,15 @@ class LPAMNetConfig:
             raise ValueError(f"LPAM-net needs at least 2 contrasts, got {self.contrasts}")
         if self.phases < 1:
             raise ValueError(f"phases must be >= 1, got {self.phases}")
+        if not self.reg_weight_init > 0:
+            raise ValueError(f"reg_weight_init must be positive, got {self.reg_weight_init}")
+        if self.step_rule == "free" and self.reg_weight_init != 1.0:
+            raise ValueError("reg_weight_init applies to step_rule 'descent' (the free rule keeps the weight in tau)")
+        if self.constants is not None:
+            if not isinstance(self.constants, dict):
+                raise ValueError(f"constants must be a mapping of a, c, sigma, gamma, rho, max_backtracks, tol; "
+                                 f"got {self.constants!r}")
+            Constants(**checked_options(Constants, self.constants, "model.constants option"))
 
     @classmethod
     def from_dict(cls, values: dict) -> "LPAMNetConfig":
@@ -61,9 +90,10 @@ class LPAMNetConfig:
 class KSpaceInitializer(nn.Module):
     """Learned initial image: x0 = F^H (y + h(y)), h a 4-layer complex CNN on k-space (SPEC.md section 4)."""
 
-    def __init__(self, contrasts: int, features: int = 32, delta: float = 0.01) -> None:
+    def __init__(self, contrasts: int, features: int = 32, delta: float = 0.01, padding: str = "zeros") -> None:
         super().__init__()
-        self.cnn = ComplexCNN(contrasts, features, layers=4, delta=delta, init="random", out_channels=contrasts)
+        self.cnn = ComplexCNN(contrasts, features, layers=4, delta=delta, init="random", out_channels=contrasts,
+                              padding=padding)
         with torch.no_grad():  # start close to the zero-filled image
             self.cnn.weight_real[-1].mul_(0.01)
             self.cnn.weight_imag[-1].mul_(0.01)
@@ -80,39 +110,52 @@ class LPAMNet(nn.Module):
     def __init__(self, config: LPAMNetConfig | None = None, constants: Constants | None = None) -> None:
         super().__init__()
         self.config = config or LPAMNetConfig()
-        self.constants = constants or Constants()
         cfg = self.config
+        if constants is None:
+            constants = Constants(**cfg.constants) if cfg.constants is not None else Constants()
+        self.constants = constants
         n = cfg.contrasts
-        if cfg.coupling == "joint":
-            self.g = nn.ModuleList([ComplexCNN(n, cfg.features, cfg.layers, cfg.delta, cfg.g_init)])
-        elif cfg.coupling == "shared":
-            self.g = nn.ModuleList([ComplexCNN(1, cfg.features, cfg.layers, cfg.delta, cfg.g_init)])
-        else:
-            self.g = nn.ModuleList([ComplexCNN(1, cfg.features, cfg.layers, cfg.delta, cfg.g_init) for _ in range(n)])
+        in_channels, count = (n, 1) if cfg.coupling == "joint" else (1, 1 if cfg.coupling == "shared" else n)
+        self.g = nn.ModuleList([ComplexCNN(in_channels, cfg.features, cfg.layers, cfg.delta, cfg.g_init,
+                                           padding=cfg.padding) for _ in range(count)])
         num_terms = 1 if cfg.coupling == "joint" else n
         self.alpha = nn.Parameter(torch.full((cfg.phases, n), cfg.alpha_init))
-        self.tau = nn.Parameter(torch.full((cfg.phases, n), cfg.tau_init))
+        if cfg.step_rule == "free":
+            self.tau = nn.Parameter(torch.full((cfg.phases, n), cfg.tau_init))
+        else:  # lam = exp(log_reg_weight) per regulariser term, inside Phi_eps
+            self.log_reg_weight = nn.Parameter(torch.full((num_terms,), math.log(cfg.reg_weight_init)))
         self.abar = nn.Parameter(torch.full((cfg.phases, n), cfg.abar_init))
         self.eps0 = nn.Parameter(torch.full((num_terms,), cfg.eps_init))
-        self.initializer = KSpaceInitializer(n, cfg.features, cfg.delta) if cfg.initial_image == "learned" else None
+        self.initializer = (KSpaceInitializer(n, cfg.features, cfg.delta, cfg.padding)
+                            if cfg.initial_image == "learned" else None)
+
+    def regularization_weights(self) -> list[torch.Tensor | float]:
+        """lam per regulariser term: learned for the descent rule, 1 for the free rule (weight in tau)."""
+        if self.config.step_rule == "free":
+            return [1.0] * len(self.eps0)
+        return list(self.log_reg_weight.exp())
 
     def regularizer(self) -> Regularizer:
-        """R from g by coupling (SPEC.md section 1): one joint term, or one term per contrast."""
+        """lam R from g by coupling (docs/method.md, "The problem"): one joint term, or one term per contrast."""
         n = self.config.contrasts
+        weights = self.regularization_weights()
         if self.config.coupling == "joint":
-            return Regularizer([Term(self.g[0], tuple(range(n)))])
+            return Regularizer([Term(self.g[0], tuple(range(n)), weights[0])])
         maps = [self.g[0]] * n if self.config.coupling == "shared" else list(self.g)
-        return Regularizer([Term(g, (j,)) for j, g in enumerate(maps)])
+        return Regularizer([Term(g, (j,), w) for j, (g, w) in enumerate(zip(maps, weights))])
 
     def step_sizes(self, phase: int) -> StepSizes:
-        """Learned step sizes of one phase, kept positive through abs() (SPEC.md section 4)."""
-        return StepSizes(
-            alpha=list(self.alpha[phase].abs()), tau=list(self.tau[phase].abs()), abar=list(self.abar[phase].abs())
-        )
+        """Learned step sizes of one phase, kept positive through abs(); phases past K repeat the last
+        phase's; the descent rule takes tau = alpha."""
+        phase = min(phase, self.config.phases - 1)
+        alpha = self.alpha[phase].abs()
+        tau = alpha if self.config.step_rule == "descent" else self.tau[phase].abs()
+        return StepSizes(alpha=list(alpha), tau=list(tau), abar=list(self.abar[phase].abs()))
 
     def step_size_parameters(self) -> list[nn.Parameter]:
-        """alpha, tau, abar and eps0: trained with their own (smaller) learning rate."""
-        return [self.alpha, self.tau, self.abar, self.eps0]
+        """alpha, tau (or lam), abar and eps0: trained with their own learning rate."""
+        weight = self.tau if self.config.step_rule == "free" else self.log_reg_weight
+        return [self.alpha, weight, self.abar, self.eps0]
 
     def initial_image(self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None) -> torch.Tensor:
         """x0 = A^H y (SENSE-combined with coil ``maps``), or the learned k-space initialiser (single-coil)."""
@@ -139,8 +182,8 @@ class LPAMNet(nn.Module):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         phases = self.config.phases if phases is None else phases
-        if not 1 <= phases <= self.config.phases:
-            raise ValueError(f"phases must lie in 1..{self.config.phases}, got {phases}")
+        if isinstance(phases, bool) or not isinstance(phases, int) or phases < 1:
+            raise ValueError(f"phases must be a whole number >= 1, got {phases!r}")
         check_kspace(kspace, mask, maps)
         if kspace.shape[1] != self.config.contrasts:
             raise ValueError(f"model expects {self.config.contrasts} contrasts, k-space has {kspace.shape[1]}")
@@ -149,13 +192,16 @@ class LPAMNet(nn.Module):
         x0 = self.initial_image(kspace, mask, maps)
         state = initial_state(list(x0.unbind(1)), self.eps0.abs(), len(self.eps0))
         convergent = mode == "convergent"
+        measure = convergent and self.training and torch.is_grad_enabled()
         for phase in range(phases):
             state, record = lpam_iteration(
                 objective, state, self.step_sizes(phase), self.constants,
-                safeguard=convergent, eps_decay=convergent, record=history is not None,
+                safeguard=convergent, eps_decay=convergent, record=history is not None, measure_violation=measure,
             )
             if history is not None:
                 history.append(record)
+        # mean over phases and samples of the descent violation of the learned steps (0 outside training)
+        self.descent_violation = state.violation.mean() / phases if measure else torch.zeros(())
         return torch.stack(state.blocks, dim=1)
 
 

@@ -16,13 +16,34 @@ from typing import Iterable
 import numpy as np
 import torch
 
-from lpam.io import atomic_path, save_npy
+from lpam.io import check_output_file, save_npy, staged_outputs
 
 MASK_KINDS = ("radial", "cartesian-random", "cartesian-equispaced", "variable-density", "poisson")
 RATE_TOLERANCE = 0.01  # "rate within 1%": |achieved - requested| <= 0.01 (SPEC.md section 7)
 PAPER_CENTER_RADIUS = 8.5  # px, the fully sampled disc of the paper's 160x180 radial mask
 VARIABLE_DENSITY_POWER = 4  # density (1 - r / r_max)^4 of the "random" variable-density mask
 POISSON_DISTANCE_GROWTH = 3.0  # Poisson-disc minimum distance s (1 + 3 r / r_max): 4x wider at the corners
+BINARY_TOLERANCE = 1e-3  # a stored mask value within this of 0 or 1 is that value (float rounding)
+
+
+def binary_mask_error(values: np.ndarray | torch.Tensor) -> str | None:
+    """None if ``values`` are a sampling mask (bool, or only 0 and 1 up to :data:`BINARY_TOLERANCE`), else
+    what is wrong: a soft density or weights would otherwise silently become "nonzero = sampled"."""
+    if isinstance(values, torch.Tensor) and values.dtype == torch.bool:
+        return None
+    array = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+    if array.dtype == bool:
+        return None
+    if np.iscomplexobj(array):
+        return f"a mask must be real 0 / 1 values, got complex dtype {array.dtype}"
+    if array.dtype.kind not in "biuf":
+        return f"a mask must hold 0 / 1 values, got dtype {array.dtype}"
+    off = np.minimum(np.abs(array), np.abs(array - 1)) > BINARY_TOLERANCE
+    if off.any():
+        shown = ", ".join(f"{v:g}" for v in np.unique(array[off])[:3])
+        return (f"a mask must hold only 0 and 1 (sampled or not), got {int(off.sum())} other value(s) such as "
+                f"{shown}; threshold a sampling density yourself")
+    return None
 
 
 def _check_shape(shape: Iterable[int]) -> tuple[int, int]:
@@ -293,7 +314,7 @@ def make_mask(
 
 
 def save_mask(mask: np.ndarray, path: str | Path, title: str | None = None) -> None:
-    """Write ``mask`` to ``path`` (.npy) and a picture of it beside it (same stem, .png), both atomically."""
+    """Write ``mask`` to ``path`` (.npy) and a picture of it beside it (same stem, .png), both or neither."""
     from matplotlib.figure import Figure  # a bare Figure renders with Agg and leaves pyplot's state alone
 
     path = Path(path)
@@ -302,20 +323,22 @@ def save_mask(mask: np.ndarray, path: str | Path, title: str | None = None) -> N
         raise ValueError(f"a mask must be 2-D, got shape {mask.shape}")
     if path.suffix != ".npy":
         raise ValueError(f"a mask is saved as .npy, got {path}")
-    save_npy(mask.astype(bool), path)
+    check_output_file(path)
+    check_output_file(path.with_suffix(".png"))
     figure = Figure(figsize=(4, 4 * mask.shape[0] / mask.shape[1]))
     axis = figure.subplots()
     axis.imshow(mask, cmap="gray", interpolation="nearest")
     axis.set_title(title or f"sampling rate {mask.mean():.3f}", fontsize=9)
     axis.axis("off")
-    with atomic_path(path.with_suffix(".png")) as tmp:
-        figure.savefig(tmp, dpi=100, bbox_inches="tight", format="png")
+    with staged_outputs(path.parent) as staging:  # both files or neither
+        save_npy(mask.astype(bool), staging / path.name)
+        figure.savefig(staging / path.with_suffix(".png").name, dpi=100, bbox_inches="tight", format="png")
 
 
 def load_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Read a mask from .npy, .npz or .mat (the array named 'mask', else the only / largest one); nonzero
-    entries are sampled. Raises ValueError naming the file when it is missing, unreadable, not 2-D, of
-    another shape than ``shape``, holds NaN / infinity, or samples nothing."""
+    """Read a mask from .npy, .npz or .mat (the array named 'mask', else the only / largest one): bool, or 0
+    and 1 (1 = sampled). Raises ValueError naming the file when it is missing, unreadable, not 2-D, of
+    another shape than ``shape``, holds NaN / infinity or values other than 0 and 1, or samples nothing."""
     from lpam.data.files import read_array
 
     path = Path(path)
@@ -326,7 +349,10 @@ def load_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndar
         raise ValueError(f"{path}: a mask must be 2-D, got shape {array.shape}")
     if shape is not None and array.shape != tuple(shape):
         raise ValueError(f"{path}: mask shape {array.shape} does not match the data shape {tuple(shape)}")
-    mask = array != 0
+    problem = binary_mask_error(array)
+    if problem is not None:
+        raise ValueError(f"{path}: {problem}")
+    mask = np.round(array.astype(np.float64)) == 1 if array.dtype != bool else array
     if not mask.any():
         raise ValueError(f"{path}: the mask samples no k-space point (all zeros)")
     return mask

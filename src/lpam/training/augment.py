@@ -29,11 +29,21 @@ class AugmentConfig:
     noise_std: tuple[float, float] = (0.0, 0.01)
     phase_probability: float = 0.3
 
+    def __post_init__(self) -> None:
+        for name in ("blur_probability", "sharpen_probability", "noise_probability", "phase_probability"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"data.augment.{name} must lie in [0, 1], got {getattr(self, name)!r}")
+        for name in ("zoom", "intensity", "blur_sigma", "noise_std"):
+            low, high = getattr(self, name)
+            if not 0 <= low <= high or (name != "noise_std" and low == 0):
+                raise ValueError(f"data.augment.{name} must be [low, high] with 0 < low <= high "
+                                 f"(noise_std may start at 0), got {list(getattr(self, name))}")
+        if self.rotate_degrees < 0:
+            raise ValueError(f"data.augment.rotate_degrees must be >= 0, got {self.rotate_degrees!r}")
+
     @classmethod
     def from_dict(cls, values: dict) -> "AugmentConfig":
-        checked_options(cls, values, "augmentation option")
-        converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-        return cls(**converted)
+        return cls(**checked_options(cls, values, "augmentation option", prefix="data.augment"))
 
     def to_dict(self) -> dict:
         return asdict(self)

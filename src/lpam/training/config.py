@@ -11,7 +11,7 @@ import yaml
 from lpam.models.lpam_net import MODES, LPAMNetConfig
 from lpam.models.registry import ModelConfig, model_config_from_dict, model_type_of
 from lpam.models.unet import UNetConfig
-from lpam.options import checked_options
+from lpam.options import check_unique, checked_options, load_yaml
 from lpam.physics.masks import MaskSpec
 from lpam.training.augment import AugmentConfig
 
@@ -60,12 +60,16 @@ class TrainSettings:
     lr: float = 1e-4
     lr_steps: float = 1e-4
     ssim_weight: float = 0.1
+    descent_weight: float = 0.0  # convergent mode: weight of the learned steps' descent violation in the loss
     seed: int = 0
     checkpoint_every: int = 50
     steps_per_epoch: int | None = None
     val_slices: int | None = None
     device: str = "cpu"
     init_from: str | None = None  # a checkpoint to start from (lpam.training.warm_start), not a resume
+    # LPAM-net: every phase's alpha set to this value at the start (after init_from), e.g. a step that the
+    # warm-started network's Phi_eps accepts (docs/method.md, "Training the convergent network")
+    init_alpha: float | None = None
 
 
 @dataclass
@@ -79,14 +83,16 @@ class TrainConfig:
         if not isinstance(raw, dict):
             raise ValueError("a training config must be a mapping with sections model, data, train")
         checked_options(cls, raw, "config top-level")
-        data_raw = dict(checked_options(DataConfig, dict(raw.get("data") or {}), "data section"))
+        data_raw = dict(checked_options(DataConfig, dict(raw.get("data") or {}), "data section", prefix="data"))
         if "mask" in data_raw:
-            data_raw["mask"] = MaskConfig(**checked_options(MaskConfig, dict(data_raw["mask"]), "data.mask section"))
+            data_raw["mask"] = MaskConfig(**checked_options(MaskConfig, dict(data_raw["mask"]), "data.mask section",
+                                                            prefix="data.mask"))
         if "augment" in data_raw:
             data_raw["augment"] = AugmentConfig.from_dict(dict(data_raw["augment"]))
-        train_raw = dict(checked_options(TrainSettings, dict(raw.get("train") or {}), "train section"))
+        train_raw = dict(checked_options(TrainSettings, dict(raw.get("train") or {}), "train section", prefix="train"))
         if "schedule" in train_raw:
-            train_raw["schedule"] = [Stage(**checked_options(Stage, dict(s), "train.schedule section")) for s in train_raw["schedule"]]
+            train_raw["schedule"] = [Stage(**checked_options(Stage, dict(s), "train.schedule section",
+                                                             prefix="train.schedule")) for s in train_raw["schedule"]]
         model = model_config_from_dict(dict(raw.get("model") or {}))
         config = cls(model, DataConfig(**data_raw), TrainSettings(**train_raw))
         config.validate()
@@ -98,7 +104,7 @@ class TrainConfig:
         if not path.is_file():
             raise FileNotFoundError(f"training config not found: {path}")
         try:
-            raw = yaml.safe_load(path.read_text())
+            raw = load_yaml(path.read_text())
         except yaml.YAMLError as error:
             raise ValueError(f"{path} is not valid YAML: {error}") from error
         try:
@@ -128,8 +134,31 @@ class TrainConfig:
         for name in ("lr", "lr_steps"):
             if not getattr(self.train, name) > 0:
                 raise ValueError(f"train.{name} must be positive")
+        if self.train.init_alpha is not None and not (self.train.init_alpha > 0 and hasattr(self.model, "alpha_init")):
+            raise ValueError(f"train.init_alpha must be a positive step size of LPAM-net, got {self.train.init_alpha}")
+        if not self.train.descent_weight >= 0:
+            raise ValueError(f"train.descent_weight must be >= 0, got {self.train.descent_weight}")
+        if self.train.descent_weight > 0 and self.train.mode != "convergent":
+            raise ValueError("train.descent_weight needs train.mode convergent (it weights the acceptance test)")
         if self.train.batch_size < 1 or self.train.checkpoint_every < 1 or self.data.mask.pool < 1:
             raise ValueError("train.batch_size, train.checkpoint_every and data.mask.pool must be >= 1")
+        self._validate_counts()
+
+    def _validate_counts(self) -> None:
+        """Counts that must be >= 1 when given, weights / seeds that must be >= 0, contrasts named once."""
+        check_unique(self.data.contrasts, "data.contrasts")
+        for name in ("steps_per_epoch", "val_slices"):
+            value = getattr(self.train, name)
+            if value is not None and value < 1:
+                raise ValueError(f"train.{name} must be a whole number >= 1 (or null for all), got {value!r}")
+        for name in ("ssim_weight", "seed"):
+            if getattr(self.train, name) < 0:
+                raise ValueError(f"train.{name} must be >= 0, got {getattr(self.train, name)!r}")
+        if self.data.mask.seed < 0:
+            raise ValueError(f"data.mask.seed must be >= 0, got {self.data.mask.seed!r}")
+        for name in ("features", "layers", "channels"):  # LPAM-net's and the U-Net's sizes
+            if getattr(self.model, name, 1) < 1:
+                raise ValueError(f"model.{name} must be a whole number >= 1, got {getattr(self.model, name)!r}")
 
     def _validate_coils(self) -> None:
         if self.data.coil_maps not in COIL_MAPS:

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -27,7 +27,7 @@ from torch.utils.data import DistributedSampler
 from torchmetrics.functional.image import structural_similarity_index_measure
 from tqdm import tqdm
 
-from lpam.checkpoint import load_checkpoint, save_checkpoint
+from lpam.checkpoint import load_training_checkpoint, save_checkpoint
 from lpam.data.embedded import simulate_kspace, simulate_multicoil_kspace
 from lpam.data.sources import EvaluationData, load_evaluation_data
 from lpam.device import peak_memory_mib
@@ -200,6 +200,19 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Adam:
     return torch.optim.Adam(groups)
 
 
+def _truncate_csv(path: Path, keep: Callable[[dict[str, str]], bool]) -> None:
+    """Rewrite the log ``path`` (atomically) with only the rows for which ``keep`` is true."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        fields, rows = reader.fieldnames, [row for row in reader if keep(row)]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields or [])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def _append_csv(path: Path, row: dict[str, Any]) -> None:
     new = not path.exists()
     with open(path, "a", newline="") as handle:
@@ -251,18 +264,25 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, quiet:
     if resume:
         if not last_path.is_file():
             raise FileNotFoundError(f"--resume: no checkpoint {last_path} to resume from")
-        checkpoint = load_checkpoint(last_path, map_location=device)
+        checkpoint = load_training_checkpoint(last_path, map_location=device)
         position = _resumed_position(checkpoint["train_config"], config, Position(**checkpoint["position"]))
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         best_score = checkpoint["best_score"]
-    elif last_path.exists():
-        raise FileExistsError(f"{run_dir} already holds a run; use --resume to continue it or choose another --out")
+    elif run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise FileExistsError(f"{run_dir} is not an empty folder (it holds a run or other files); use --resume to "
+                              "continue a run, or choose another --out (or delete the folder)")
     elif config.train.init_from is not None:
         warm_start(model, config.train.init_from, config.data.contrasts)
+    if not resume and config.train.init_alpha is not None:
+        with torch.no_grad():
+            model.alpha.fill_(config.train.init_alpha)
     barrier(group)  # every process has checked the run directory before rank 0 writes to it
     if group.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        if resume:  # drop log rows written after last.pt: they are redone, and must appear once
+            _truncate_csv(run_dir / "train.csv", lambda row: int(row["step"]) <= position.global_step)
+            _truncate_csv(run_dir / "val.csv", lambda row: int(row["epoch"]) < position.global_epoch)
         with atomic_path(run_dir / "config.yaml") as tmp:
             tmp.write_text(_config_text(config))
     network = model
@@ -302,6 +322,8 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, quiet:
             recon = network(kspace.to(device), masks.to(device), phases=stage.phases, mode=config.train.mode,
                             maps=None if maps is None else maps.to(device))
             loss = training_loss(recon, targets.to(device), config.train.ssim_weight)
+            if config.train.descent_weight > 0:
+                loss = loss + config.train.descent_weight * model.descent_violation
             loss_value = mean_over_processes(loss, group)
             if not math.isfinite(loss_value):
                 raise FloatingPointError(f"training loss is not finite at step {position.global_step}; lower the learning rate")

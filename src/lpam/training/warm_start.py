@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from lpam.checkpoint import load_checkpoint
+from lpam.models.registry import model_type_of
 
 
 def _contrast_axis(source: torch.Tensor, target: torch.Tensor, counts: tuple[int, int]) -> int | None:
@@ -33,6 +34,10 @@ def warm_start(model: nn.Module, path: str | Path, contrasts: Sequence[str]) -> 
     """Copy the weights of checkpoint ``path`` into ``model`` (to be trained on ``contrasts``), mapping the
     contrast axis by name; returns the names of tensors left at their initial values."""
     payload = load_checkpoint(path)
+    source_type, target_type = payload.get("model_type", "lpam-net"), model_type_of(model.config)
+    if source_type != target_type:
+        raise ValueError(f"train.init_from: {path} holds a {source_type} model, this config trains a "
+                         f"{target_type}; start from a {target_type} checkpoint")
     source_contrasts = list(((payload.get("train_config") or {}).get("data") or {}).get("contrasts") or [])
     source_state = payload["model"]
     state = model.state_dict()
@@ -54,5 +59,8 @@ def warm_start(model: nn.Module, path: str | Path, contrasts: Sequence[str]) -> 
         new = torch.zeros_like(source.select(axis, 0)) if source.ndim > 2 else source.mean(dim=axis)
         slices = [source.select(axis, source_contrasts.index(c)) if c in source_contrasts else new for c in contrasts]
         state[name] = torch.stack(slices, dim=axis)
+    if len(kept) == len(state):
+        raise ValueError(f"train.init_from: {path} shares no weight with the model of this config "
+                         "(another architecture?); nothing would be initialised from it")
     model.load_state_dict(state)
     return kept
