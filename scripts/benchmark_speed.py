@@ -4,7 +4,7 @@ Reports seconds per pair for inference (plain and convergent), seconds per train
 each (each part runs in a fresh process: resident memory on the CPU, torch.cuda.max_memory_allocated on
 a GPU), the model's FLOPs per pair (counted by torch.utils.flop_counter: convolutions, 2 FLOPs per
 multiply-add, 4 real products per complex one) and the achieved FLOP rate against a 2048x2048 fp32 matmul
-timed in the same run (SPEC.md section 7). ``--memory-per-phase`` adds the peak memory of a training step
+timed in the same run (docs/method.md section 7). ``--memory-per-phase`` adds the peak memory of a training step
 unrolled to 1, 3, 5, ... phases and its slope, the memory one more phase costs.
 
     python scripts/benchmark_speed.py [--checkpoint CKPT] [--device cpu|cuda] [--threads 2] [--repeats 3]

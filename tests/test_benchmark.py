@@ -48,6 +48,8 @@ def tiny_checkpoints(folder):
     torch.manual_seed(0)
     configs = {
         "lpam_net_joint_radial20.pt": {"model": {"phases": 1, "features": 8}},
+        "lpam_net_joint_radial20_convergent.pt": {"model": {"phases": 1, "features": 8, "step_rule": "descent",
+                                                            "reg_weight_init": 0.01, "padding": "circular"}},
         "lpam_net_separate_radial20.pt": {"model": {"phases": 1, "features": 8, "coupling": "separate"}},
         "unet_joint_radial20.pt": {"model": {"type": "unet", "channels": 4, "pools": 1}},
         "lpam_net_joint3_radial20.pt": {"model": {"phases": 1, "features": 16, "contrasts": 3},

@@ -179,3 +179,25 @@ def test_unavailable_device_is_a_clear_error(tmp_path, capsys, tiny_checkpoint):
         device, message = "cuda", "CUDA is not available"
     code, _, err = run(capsys, "demo", "--checkpoint", tiny_checkpoint, "--device", device, "--quiet", "--out", tmp_path / "d")
     assert code == 2 and message in err
+
+
+def test_phases_beyond_the_trained_depth(tmp_path, capsys, tiny_checkpoint):
+    """--phases N runs demo, evaluate and reconstruct for more phases than trained (2 here); 0 is an error."""
+    code, _, err = run(capsys, "demo", "--checkpoint", tiny_checkpoint, "--slices", "0:1", "--convergent",
+                       "--phases", 5, "--tv-iterations", 5, "--quiet", "--out", tmp_path / "demo")
+    assert code == 0, err
+    history = json.loads((tmp_path / "demo" / "history_convergent.json").read_text())["slices"]
+    assert len(history[0]["phi"]) == 5
+    metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
+    assert metrics["phases"] == 5 and metrics["trained_phases"] == 2
+    code, _, err = run(capsys, "evaluate", "--checkpoint", tiny_checkpoint, "--slices", "0:1", "--phases", 4,
+                       "--mode", "convergent", "--quiet", "--out", tmp_path / "eval")
+    assert code == 0, err
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["phases"] == 4
+    paths = write_inputs(tmp_path, "npy")
+    code, _, err = run(capsys, "reconstruct", *paths, "--checkpoint", tiny_checkpoint, "--phases", 3, "--quiet",
+                       "--out", tmp_path / "recon")
+    assert code == 0, err
+    code, _, err = run(capsys, "demo", "--checkpoint", tiny_checkpoint, "--phases", 0, "--quiet",
+                       "--out", tmp_path / "bad")
+    assert code == 2 and "--phases" in err and "whole number" in err and not (tmp_path / "bad").exists()

@@ -1,4 +1,4 @@
-"""The LPAM solver (SPEC.md section 3) on small joint-TV problems: descent, eps decay, agreement with a
+"""The LPAM solver (docs/method.md section 3) on small joint-TV problems: descent, eps decay, agreement with a
 reference solver, per-sample decisions, N blocks, and error paths."""
 import pytest
 import torch

@@ -1,21 +1,24 @@
 """LPAM-net: the hand-written backward through g, the TV initialisation, couplings and modes."""
+import math
+
 import pytest
 import torch
 
 from lpam.algorithm.lpam import History
 from lpam.algorithm.regularizer import autograd_smoothed_value_and_grad
 from lpam.algorithm.smoothing import group_norms
-from lpam.models.cnn import ComplexCNN
+from lpam.models.cnn import ComplexCNN, circular_pad, circular_pad_adjoint
 from lpam.models.lpam_net import COUPLINGS, LPAMNet, LPAMNetConfig, count_parameters
 from lpam.physics.fourier import fft2c
 from lpam.regularizers.tv import FiniteDifferences
 
 
+@pytest.mark.parametrize("padding", ["zeros", "circular"])
 @pytest.mark.parametrize("init", ["random", "tv"])
 @pytest.mark.parametrize("inputs", [1, 2, 3])
-def test_hand_written_backward_matches_autograd(init, inputs):
+def test_hand_written_backward_matches_autograd(init, inputs, padding):
     torch.manual_seed(inputs)
-    g = ComplexCNN(inputs, features=12, init=init).double()
+    g = ComplexCNN(inputs, features=12, init=init, padding=padding).double()
     x = [0.3 * torch.randn(2, 11, 13, dtype=torch.complex128) for _ in range(inputs)]
     eps = torch.tensor([0.01, 0.2], dtype=torch.float64)
     value, grads = g.smoothed_value_and_grad(x, eps)
@@ -25,10 +28,11 @@ def test_hand_written_backward_matches_autograd(init, inputs):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
-def test_hand_written_backward_is_differentiable_for_training():
+@pytest.mark.parametrize("padding", ["zeros", "circular"])
+def test_hand_written_backward_is_differentiable_for_training(padding):
     """Second derivatives (training through the gradient step) agree with double autograd."""
     torch.manual_seed(0)
-    g = ComplexCNN(2, features=4, init="random").double()
+    g = ComplexCNN(2, features=4, init="random", padding=padding).double()
     x = [0.3 * torch.randn(1, 6, 7, dtype=torch.complex128) for _ in range(2)]
     eps = torch.tensor([0.05], dtype=torch.float64)
     _, grads = g.smoothed_value_and_grad(x, eps)
@@ -44,7 +48,7 @@ def test_tv_initialisation_is_joint_tv():
     x = [torch.rand(1, 30, 34).to(torch.complex64) for _ in range(2)]
     learned = group_norms(g(*x))[..., 1:-1, 1:-1]
     tv = group_norms(FiniteDifferences()(*x))[..., 1:-1, 1:-1]
-    assert (learned - tv).abs().max() < 0.03  # the smoothed-ReLU floor, SPEC.md section 7
+    assert (learned - tv).abs().max() < 0.03  # the smoothed-ReLU floor, docs/method.md section 7
 
 
 def test_parameter_counts():
@@ -123,3 +127,76 @@ def test_network_input_errors():
         LPAMNetConfig(coupling="both")
     with pytest.raises(ValueError, match="unknown model option"):
         LPAMNetConfig.from_dict({"phase": 3})
+
+
+def test_circular_padding_adjoint():
+    """<pad(x), y> = <x, pad^T(y)>, and circular g is periodic: shifting the input shifts the features."""
+    torch.manual_seed(0)
+    x, y = torch.randn(2, 3, 9, 11, dtype=torch.float64), torch.randn(2, 3, 11, 13, dtype=torch.float64)
+    lhs, rhs = (circular_pad(x) * y).sum(), (x * circular_pad_adjoint(y)).sum()
+    torch.testing.assert_close(lhs, rhs, rtol=1e-12, atol=0)
+    g = ComplexCNN(2, features=6, init="random", padding="circular").double()
+    images = [torch.randn(1, 10, 12, dtype=torch.complex128) for _ in range(2)]
+    shifted = [torch.roll(im, (3, -4), (-2, -1)) for im in images]
+    torch.testing.assert_close(torch.roll(g(*images), (3, -4), (-2, -1)), g(*shifted))
+
+
+def descent_model(**options) -> LPAMNet:
+    return LPAMNet(LPAMNetConfig(**{"phases": 3, "features": 8, "step_rule": "descent", "reg_weight_init": 0.01,
+                                    "padding": "circular", **options}))
+
+
+def test_descent_rule_ties_tau_to_alpha_and_repeats_the_last_phase():
+    model = descent_model()
+    with torch.no_grad():
+        model.alpha.copy_(torch.tensor([[0.3, 0.4], [0.5, 0.6], [0.7, 0.8]]))
+    for phase, expected in ((0, [0.3, 0.4]), (2, [0.7, 0.8]), (9, [0.7, 0.8])):
+        steps = model.step_sizes(phase)
+        torch.testing.assert_close(torch.stack(list(steps.tau)), torch.tensor(expected))
+        torch.testing.assert_close(torch.stack(list(steps.alpha)), torch.tensor(expected))
+    assert not hasattr(model, "tau") and model.log_reg_weight in model.step_size_parameters()
+    kspace, mask, _ = sample()
+    deeper = model(kspace, mask, phases=7, mode="convergent")  # more phases than trained
+    assert deeper.shape == kspace.shape and torch.isfinite(torch.view_as_real(deeper)).all()
+
+
+def test_descent_rule_objective_weight_is_learned_inside_phi():
+    """Phi_eps = f + lam R_eps: the regulariser carries lam, and lam receives a gradient in training."""
+    model = descent_model()
+    kspace, mask, _ = sample()
+    x = [kspace[:, 0], kspace[:, 1]]
+    eps = torch.full((kspace.shape[0], 1), 0.01)
+    value = model.regularizer().value(x, eps)
+    with torch.no_grad():
+        model.log_reg_weight.add_(math.log(2.0))
+    torch.testing.assert_close(model.regularizer().value(x, eps), 2 * value)
+    model.train()
+    out = model(kspace, mask, mode="convergent")
+    (out.abs().square().sum() + model.descent_violation).backward()
+    assert model.log_reg_weight.grad is not None and model.log_reg_weight.grad.abs().sum() > 0
+
+
+def test_descent_violation_is_zero_exactly_for_sufficient_decrease():
+    from lpam.algorithm.lpam import Objective, SmoothFunction, descent_violation
+    from lpam.algorithm.regularizer import Regularizer, Term
+
+    quadratic = SmoothFunction(value=lambda x: 0.5 * x.square().flatten(1).sum(1), grad=lambda x: x)
+    objective = Objective([quadratic, quadratic], Regularizer([Term(lambda a, b: torch.stack([a, b], 1), (0, 1))]))
+    x = [torch.ones(1, 4, 4), torch.ones(1, 4, 4)]
+    eps = torch.full((1, 1), 0.1)
+    good = [0.5 * b for b in x]  # Phi falls by far more than ||u - x||^2 / a
+    bad = [2.0 * b for b in x]  # Phi rises
+    assert descent_violation(objective, x, good, eps, a=100.0)[0].item() == 0.0
+    assert descent_violation(objective, x, bad, eps, a=100.0)[0].item() > 0.0
+
+
+def test_new_options_are_checked():
+    with pytest.raises(ValueError, match="unknown step_rule"):
+        LPAMNetConfig(step_rule="fast")
+    with pytest.raises(ValueError, match="unknown padding"):
+        LPAMNetConfig(padding="reflect")
+    with pytest.raises(ValueError, match="reg_weight_init applies"):
+        LPAMNetConfig(reg_weight_init=0.5)
+    with pytest.raises(ValueError, match="constant sigma"):
+        LPAMNetConfig(constants={"sigma": -1.0})
+    assert LPAMNet(LPAMNetConfig(phases=2, features=8, constants={"sigma": 300.0})).constants.sigma == 300.0

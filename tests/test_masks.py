@@ -17,7 +17,7 @@ from lpam.physics.masks import (
     variable_density_mask,
 )
 
-# the authors' published 20% radial mask: sampled fraction of the 1-px ring at radius r (SPEC.md section 5)
+# the authors' published 20% radial mask: sampled fraction of the 1-px ring at radius r (docs/method.md section 5)
 AUTHORS_RING_PROFILE = {10: 0.88, 15: 0.69, 20: 0.52, 30: 0.35, 40: 0.24, 60: 0.16, 80: 0.14}
 OPTIONS = {
     "radial": {"rate": 0.2},

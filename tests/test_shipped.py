@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from lpam.algorithm.lpam import History
 from lpam.checkpoint import load_checkpoint, load_model
 from lpam.data.embedded import load_split, simulate_kspace
 from lpam.evaluation import LEARNED, WEIGHTS
@@ -13,6 +14,7 @@ from lpam.problem import zero_filled
 PAIR, TRIPLE = ("T1", "T2"), ("T1", "T2", "PD")
 EXPECTED = {  # file: (model type, coupling, parameter range, contrasts)
     "lpam_net_joint_radial20.pt": ("lpam-net", "joint", (50_000, 60_000), PAIR),
+    "lpam_net_joint_radial20_convergent.pt": ("lpam-net", "joint", (50_000, 60_000), PAIR),
     "lpam_net_separate_radial20.pt": ("lpam-net", "separate", (100_000, 120_000), PAIR),
     "unet_joint_radial20.pt": ("unet", None, (1_000_000, 3_000_000), PAIR),
     "lpam_net_joint3_radial20.pt": ("lpam-net", "joint", (50_000, 60_000), TRIPLE),
@@ -48,3 +50,33 @@ def test_shipped_weights_reconstruct_a_test_slice(weights):
         margin = 2.0 if contrast in PAIR else 0.5
         assert net[contrast]["psnr"]["mean"] > baseline[contrast]["psnr"]["mean"] + margin
         assert net[contrast]["ssim"]["mean"] > baseline[contrast]["ssim"]["mean"]
+
+
+# the convergent network's promise on one test slice (docs/method.md section 4b)
+MIN_ACCEPTANCE = 0.9
+MAX_PLAIN_GAP_DB = 0.3
+
+
+def test_convergent_trained_weights_keep_the_convergence_guarantee():
+    """Convergent mode of the convergent-trained weights: Phi_eps never rises while eps is constant, >= 90% of the
+    phases accept the learned step, eps is reduced, and plain mode is within 0.3 dB of convergent mode."""
+    model = load_model(WEIGHTS / "lpam_net_joint_radial20_convergent.pt")
+    assert model.config.step_rule == "descent" and model.config.padding == "circular"
+    images = load_split("test", slices=[10]).images
+    mask = MaskSpec().build((160, 180))
+    kspace = simulate_kspace(images, mask)
+    history = History()
+    with torch.no_grad():
+        convergent = model(kspace, mask, mode="convergent", history=history)
+        plain = model(kspace, mask)
+    phi, eps = torch.tensor(history.phi[0], dtype=torch.float64), torch.tensor(history.eps[0])
+    constant = eps[1:] == eps[:-1]
+    assert bool((phi[1:][constant] <= phi[:-1][constant] * (1 + 1e-6)).all())
+    accepted = sum(branch == "residual" for branch in history.branch[0]) / len(history.branch[0])
+    assert accepted >= MIN_ACCEPTANCE
+    assert float(eps[-1]) < float(eps[0])
+    truth = images.numpy()
+    for contrast in PAIR:
+        gap = (evaluate_contrasts(plain.numpy(), truth, list(PAIR))[contrast]["psnr"]["mean"]
+               - evaluate_contrasts(convergent.numpy(), truth, list(PAIR))[contrast]["psnr"]["mean"])
+        assert abs(gap) <= MAX_PLAIN_GAP_DB

@@ -18,7 +18,8 @@ from lpam.models.lpam_net import LPAMNet
 from lpam.models.registry import build_model, model_config_from_dict, model_type_of
 
 FORMAT = "lpam-checkpoint-v1"
-SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "lpam_net_joint_radial20.pt"
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+SHIPPED_WEIGHTS = WEIGHTS_DIR / "lpam_net_joint_radial20.pt"  # the default (plain-trained) LPAM-net
 CHECKSUM_KEY = "tensor_sha256"
 TRAINING_KEYS = ("position", "optimizer", "best_score", "train_config")  # what `lpam train --resume` needs
 

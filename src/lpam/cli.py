@@ -34,6 +34,22 @@ def add_mask_options(parser: argparse.ArgumentParser, kind: str = "radial") -> N
     parser.set_defaults(default_mask_kind=kind)
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def add_phases_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--phases", type=positive_int, default=None,
+                        help="LPAM-net phases (default: the trained K); more than K repeats the last phase's steps")
+
+
 def add_data_options(parser: argparse.ArgumentParser) -> None:
     """--data and --split of `evaluate` and `benchmark` (lpam.data.sources.load_evaluation_data)."""
     parser.add_argument("--data", default="embedded",
@@ -106,7 +122,7 @@ def command_demo(args: argparse.Namespace) -> None:
     from lpam.reconstruction import TVSettings
 
     metrics = run_demo(args.out, args.checkpoint, parse_slices(args.slices), TVSettings(iterations=args.tv_iterations),
-                       convergent=args.convergent, progress=not args.quiet, device=args.device)
+                       convergent=args.convergent, progress=not args.quiet, device=args.device, phases=args.phases)
     print(f"{metrics['model']}: {metrics['params'][metrics['model']]:,} parameters, {metrics['phases']} phases; "
           f"mask radial 20% (achieved {metrics['mask']['achieved_rate']:.3f}); test slices {metrics['slices'][0]}.."
           f"{metrics['slices'][-1]}")
@@ -121,7 +137,7 @@ def command_reconstruct(args: argparse.Namespace) -> None:
 
     written = reconstruct_files(
         inputs=args.inputs, contrasts=args.contrasts, out_dir=args.out, input_type=args.input_type,
-        mask_file=args.mask_file, mask=mask_spec(args), checkpoint=args.checkpoint, mode=args.mode,
+        mask_file=args.mask_file, mask=mask_spec(args), checkpoint=args.checkpoint, mode=args.mode, phases=args.phases,
         progress=not args.quiet, device=args.device, slice_axis=args.slice_axis,
     )
     print("wrote " + ", ".join(str(p) for p in written))
@@ -134,7 +150,7 @@ def command_evaluate(args: argparse.Namespace) -> None:
     metrics = evaluate_checkpoint(args.checkpoint, args.out, args.data, args.split, parse_slices(args.slices),
                                   mask_spec(args), args.mode, args.name, args.device, progress=not args.quiet,
                                   mask_file=args.mask_file, coils=args.coils, estimate_maps=args.estimate_maps,
-                                  contrasts=args.contrasts)
+                                  contrasts=args.contrasts, phases=args.phases)
     print(f"{metrics['data']}, {len(metrics['slices'])} slices, mask {metrics['mask']['kind']} "
           f"(achieved rate {metrics['mask']['achieved_rate']:.3f}), mode {metrics['mode']}")
     if "coils" in metrics:
@@ -234,7 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="lpam-demo")
     p.add_argument("--checkpoint", default=None, help="default: the shipped weights")
     p.add_argument("--slices", default=None, help="positions in the test slab (default: all)")
-    p.add_argument("--convergent", action="store_true", help="also run the convergent mode and plot Phi_eps")
+    p.add_argument("--convergent", action="store_true",
+                   help="also run the convergent mode (history_convergent.json) and plot Phi_eps")
+    add_phases_option(p)
     p.add_argument("--tv-iterations", type=int, default=300, help="iterations of the joint-TV baseline")
     p.add_argument("--device", default="cpu", help="cpu or cuda (LPAM-net)")
     p.add_argument("--quiet", action="store_true")
@@ -248,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask-file", default=None,
                    help="mask file (.npy .npz .mat, or a prepared dataset holding a mask) instead of --mask")
     p.add_argument("--mode", choices=["plain", "convergent"], default="plain")
+    add_phases_option(p)
     p.add_argument("--coils", type=int, default=None,
                    help="simulate k-space from this many coils (simulated maps); compare with RSS and SENSE zero-filled")
     p.add_argument("--estimate-maps", nargs="?", const="auto", default=None, choices=MAP_METHODS,
@@ -313,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_mask_options(p)
     p.add_argument("--checkpoint", default=None, help="default: the shipped weights")
     p.add_argument("--mode", choices=["plain", "convergent"], default="plain")
+    add_phases_option(p)
     p.add_argument("--slice-axis", choices=["first", "last"], default=None,
                    help="axis of the slices in 3-D arrays (default: last for NIfTI and .mat (H, W, S), first for "
                         ".npy / .npz (S, H, W))")

@@ -1,6 +1,6 @@
 """`lpam evaluate` and `lpam benchmark`: every method on identical data, masks and metric code.
 
-Methods (SPEC.md sections 3, 4, 7): zero-filled; joint / separate TV (classical LPAM, weight tuned on
+Methods (docs/method.md sections 3, 4, 7): zero-filled; joint / separate TV (classical LPAM, weight tuned on
 the validation slab); the learned models from their shipped checkpoints: lpam-net (joint, plain),
 lpam-net-convergent (the same weights in convergent mode), lpam-net-separate (one CNN per contrast) and
 unet-joint (residual U-Net with data consistency). metrics.json: methods -> name -> mask label ->
@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from lpam.algorithm.lpam import History
-from lpam.checkpoint import load_checkpoint, load_model_with_checkpoint
+from lpam.checkpoint import WEIGHTS_DIR, load_checkpoint, load_model_with_checkpoint
 from lpam.data.embedded import simulate_kspace, simulate_multicoil_kspace
 from lpam.data.prepared import is_prepared
 from lpam.data.sources import EvaluationData, load_evaluation_data
@@ -38,7 +38,7 @@ from lpam.problem import zero_filled, zero_filled_rss
 from lpam.reconstruction import TVSettings, reconstruct_tv
 from lpam.workflows import branch_counts, history_json, run_network
 
-WEIGHTS = Path(__file__).parent / "weights"
+WEIGHTS = WEIGHTS_DIR
 
 
 Reconstructor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -59,7 +59,7 @@ def evaluate_method(reconstruct: Reconstructor, data: EvaluationData, mask: torc
                     positions: Sequence[int], show: int | None = None,
                     simulate: Simulator = simulate_kspace) -> MethodResult:
     """Reconstruct the slices at ``positions`` from k-space y = P F x and score every slice against |x|
-    (x complex for measured k-space: then y is the measurement, nothing simulated; SPEC.md section 7)."""
+    (x complex for measured k-space: then y is the measurement, nothing simulated; docs/method.md section 7)."""
     images = data.images[list(positions)]
     kspace = simulate(images, mask)
     started = time.perf_counter()
@@ -81,12 +81,13 @@ def summary(result: MethodResult, contrasts: Sequence[str], positions: Sequence[
 
 
 def network_reconstructor(model: torch.nn.Module, mode: str, history: History | None = None,
-                          progress: bool = False) -> Reconstructor:
-    return lambda kspace, mask: run_network(model, kspace, mask, mode, history, progress)
+                          progress: bool = False, phases: int | None = None) -> Reconstructor:
+    return lambda kspace, mask: run_network(model, kspace, mask, mode, history, progress, phases=phases)
 
 
 def multicoil_reconstructors(model: torch.nn.Module, name: str, mode: str, maps: torch.Tensor,
-                             estimate_maps: str | None = None, progress: bool = False) -> dict[str, Reconstructor]:
+                             estimate_maps: str | None = None, progress: bool = False,
+                             phases: int | None = None) -> dict[str, Reconstructor]:
     """The methods of `lpam evaluate --coils`: zero-filled coil-combined by root sum of squares and by the
     maps (SENSE, A^H y), and the model with A_c = P F S_c. The maps are the simulated ``maps``, or, when
     ``estimate_maps`` names a method of :func:`estimate_coil_maps`, estimated from the calibration region
@@ -99,7 +100,7 @@ def multicoil_reconstructors(model: torch.nn.Module, name: str, mode: str, maps:
         "zero-filled-rss": zero_filled_rss,
         "zero-filled-sense": lambda kspace, mask: zero_filled(kspace, mask, maps_for(kspace, mask)),
         name: lambda kspace, mask: run_network(model, kspace, mask, mode, progress=progress,
-                                               maps=maps_for(kspace, mask)),
+                                               maps=maps_for(kspace, mask), phases=phases),
     }
 
 
@@ -136,6 +137,7 @@ def evaluate_checkpoint(
     coils: int | None = None,
     estimate_maps: str | None = None,
     contrasts: Sequence[str] | None = None,
+    phases: int | None = None,
 ) -> dict:
     """`lpam evaluate`: one model (default: the shipped LPAM-net) and zero-filled on any data; writes
     metrics.json (the schema of `lpam solve` / `lpam demo`) and figure.png into ``out_dir``. ``mask_file``
@@ -177,14 +179,15 @@ def evaluate_checkpoint(
             return simulate_kspace(dataset.coil_images, sampling_mask)
 
         simulate: Simulator = measured_coil_kspace
-        reconstructors = multicoil_reconstructors(model, name, mode, dataset.maps, estimate_maps, progress)
+        reconstructors = multicoil_reconstructors(model, name, mode, dataset.maps, estimate_maps, progress, phases)
     elif coils is None:
         simulate = simulate_kspace
-        reconstructors = {"zero-filled": zero_filled, name: network_reconstructor(model, mode, progress=progress)}
+        reconstructors = {"zero-filled": zero_filled,
+                          name: network_reconstructor(model, mode, progress=progress, phases=phases)}
     else:
         maps = simulate_coil_maps(coils, shape)
         simulate = partial(simulate_multicoil_kspace, maps=maps)
-        reconstructors = multicoil_reconstructors(model, name, mode, maps, estimate_maps, progress)
+        reconstructors = multicoil_reconstructors(model, name, mode, maps, estimate_maps, progress, phases)
     results = {method: evaluate_method(reconstruct, dataset, sampling, positions, show, simulate)
                for method, reconstruct in reconstructors.items()}
     metrics = {
@@ -193,6 +196,7 @@ def evaluate_checkpoint(
         "slices": dataset.slice_ids,
         "data": dataset.source,
         "mode": mode,
+        "phases": phases or getattr(model.config, "phases", 1),
         "checkpoint": str(checkpoint) if checkpoint is not None else "shipped",
         "params": {name: count_parameters(model)},
         "seconds_per_pair": {method: r.seconds / len(positions) for method, r in results.items()},
@@ -261,7 +265,7 @@ def run_benchmark(
     for each mask on ``data`` (the embedded slabs, a prepared dataset or an image file, as
     :func:`lpam.data.sources.load_evaluation_data`; ``split`` of the first two). The primary mask (radial
     20%) runs on all selected slices; the other masks and the (10x slower) convergent net run on every
-    ``subset_every``-th of them (SPEC.md section 7). ``checkpoints`` maps (method, mask
+    ``subset_every``-th of them (docs/method.md section 7). ``checkpoints`` maps (method, mask
     label) to a checkpoint that replaces the shipped weights (see :func:`retrain`)."""
     methods = methods_for(contrasts) if methods is None else tuple(methods)
     unknown = [m for m in masks if m not in BENCHMARK_MASKS] + [m for m in methods if m not in METHODS]

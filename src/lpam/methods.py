@@ -27,6 +27,8 @@ class LearnedMethod:
 LEARNED: dict[str, LearnedMethod] = {
     "lpam-net": LearnedMethod("lpam_net_joint_radial20.pt"),
     "lpam-net-convergent": LearnedMethod("lpam_net_joint_radial20.pt", "convergent"),
+    # work in progress (docs/convergent.md): LPAM-net trained with the convergence machinery on
+    "lpam-net-convergent-trained": LearnedMethod("lpam_net_joint_radial20_convergent.pt", "convergent"),
     "lpam-net-separate": LearnedMethod("lpam_net_separate_radial20.pt"),
     "unet-joint": LearnedMethod("unet_joint_radial20.pt"),
     "lpam-net-3c": LearnedMethod("lpam_net_joint3_radial20.pt", contrasts=("T1", "T2", "PD")),

@@ -1,4 +1,4 @@
-"""Reported metrics, per 2-D slice on magnitudes s = |recon|, t = |target| with data range 1 (SPEC.md 5):
+"""Reported metrics, per 2-D slice on magnitudes s = |recon|, t = |target| with data range 1 (docs/method.md 5):
 
 * PSNR = 10 log10(1 / MSE), MSE = mean((s - t)^2) (scikit-image's peak_signal_noise_ratio; inf if s = t);
 * SSIM as scikit-image's structural_similarity computes it: 7x7 uniform window, K1 = 0.01, K2 = 0.03,

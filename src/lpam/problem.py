@@ -1,7 +1,7 @@
 """The joint multi-contrast MRI problem as an LPAM objective: the glue between physics and algorithm.
 
 Images are complex tensors (B, C, H, W), one block per contrast. Single-coil k-space has the same shape and
-the data term of block j is f_j(x_j) = 1/2 ||P_j F x_j - y_j||^2 (SPEC.md section 1). Multi-coil k-space is
+the data term of block j is f_j(x_j) = 1/2 ||P_j F x_j - y_j||^2 (docs/method.md section 1). Multi-coil k-space is
 (B, C, Nc, H, W) with coil maps S (Nc, H, W), (B, Nc, H, W) (one coil array per session, shared by the
 contrasts) or (B, C, Nc, H, W) (per contrast); then A_j = P_j F S_c and f_j(x_j) = 1/2 sum_c ||A_j x_j - y_jc||^2.
 """
@@ -106,7 +106,7 @@ def mri_objective(kspace: torch.Tensor, mask: torch.Tensor, regularizer: Regular
 
 
 def zero_filled(kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None) -> torch.Tensor:
-    """A^H y per contrast, the default initial image (SPEC.md section 4); with coil ``maps`` the
+    """A^H y per contrast, the default initial image (docs/method.md section 4); with coil ``maps`` the
     SENSE-combined sum_c conj(S_c) F^H P y_c."""
     operators = contrast_operators(mask.to(kspace.device), kspace.shape[1], _maps_like(maps, kspace))
     return torch.stack([op.adjoint(kspace[:, j]) for j, op in enumerate(operators)], dim=1)

@@ -1,4 +1,4 @@
-"""Reconstruction with the classical (non-learned) LPAM: joint or separate TV (SPEC.md sections 1, 3, 7)."""
+"""Reconstruction with the classical (non-learned) LPAM: joint or separate TV (docs/method.md sections 1, 3, 7)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -123,6 +123,7 @@ def reconstruct_files(
     progress: bool = True,
     device: str = "cpu",
     slice_axis: str | None = None,
+    phases: int | None = None,
 ) -> list[Path]:
     """Reconstruct the contrasts in ``inputs``; writes <contrast>_<model>.nii.gz (model: lpam-net or unet, the
     checkpoint's type), <contrast>_zero_filled.nii.gz, preview.png (and metrics.json for image input) into
@@ -142,7 +143,7 @@ def reconstruct_files(
     arrays = _read_inputs(paths, input_type, slice_axis)
     sampling = _sampling(arrays, input_type, mask_file, mask)
     kspace, scale, reference = _network_input(np.stack(arrays, axis=1), input_type, sampling)  # (S, C, H, W)
-    recon = run_network(model, kspace, sampling, mode=mode, progress=progress).abs().numpy()
+    recon = run_network(model, kspace, sampling, mode=mode, progress=progress, phases=phases).abs().numpy()
     baseline = zero_filled(kspace, sampling).abs().numpy()
     label = model_type_of(model.config)
     affine = nibabel.load(paths[0]).affine if _is_nifti(paths[0]) else np.eye(4)

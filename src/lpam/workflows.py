@@ -91,12 +91,12 @@ def solve_embedded(
 @torch.no_grad()
 def run_network(model: LPAMNet, kspace: torch.Tensor, mask: torch.Tensor, mode: str = "plain",
                 history: History | None = None, progress: bool = False,
-                maps: torch.Tensor | None = None) -> torch.Tensor:
+                maps: torch.Tensor | None = None, phases: int | None = None) -> torch.Tensor:
     """LPAM-net slice by slice (batch 1 keeps memory flat) on the model's device; results on the CPU.
     Multi-coil k-space (S, C, Nc, H, W) comes with coil ``maps``: (Nc, H, W) for every slice, or one set per
     slice, (S, Nc, H, W) or (S, C, Nc, H, W). numpy arrays and complex128 k-space are converted; k-space
     scaled far from the training data is normalised for the network (with a warning) and the result scaled
-    back (:func:`lpam.problem.normalised_kspace`)."""
+    back (:func:`lpam.problem.normalised_kspace`). ``phases`` (default: the trained K) may exceed K."""
     kspace, mask = as_tensor(kspace, torch.complex64), as_tensor(mask)
     kspace, scale, message = normalised_kspace(kspace, mask, maps)
     if message is not None:
@@ -107,7 +107,7 @@ def run_network(model: LPAMNet, kspace: torch.Tensor, mask: torch.Tensor, mode: 
     for i in tqdm(range(kspace.shape[0]), desc=f"LPAM-net ({mode})", disable=not progress, dynamic_ncols=True):
         sample_history = None if history is None else History()
         sample_maps = None if maps is None else (maps[i : i + 1] if maps.ndim > 3 else maps).to(device)
-        outputs.append(model(kspace[i : i + 1].to(device), mask, mode=mode, history=sample_history,
+        outputs.append(model(kspace[i : i + 1].to(device), mask, phases=phases, mode=mode, history=sample_history,
                              maps=sample_maps).cpu())
         if history is not None:
             history.add_samples(sample_history)
@@ -143,9 +143,12 @@ def run_demo(
     convergent: bool = False,
     progress: bool = True,
     device: str = "cpu",
+    phases: int | None = None,
 ) -> dict:
     """The README's main job: the embedded test slab at 20% radial, zero-filled vs joint TV vs LPAM-net (or
-    the checkpoint's model, labelled by its type: ``metrics["model"]``)."""
+    the checkpoint's model, labelled by its type: ``metrics["model"]``). ``convergent`` adds the convergent
+    mode (history_convergent.json, convergence.png); ``phases`` runs the network for that many phases
+    (default: the trained K; more repeat the last phase's steps)."""
     check_output_folder(out_dir)
     model = load_model(checkpoint, map_location=device)
     label = model_type_of(model.config)
@@ -162,15 +165,15 @@ def run_demo(
     recons["joint-tv"], _ = reconstruct_tv(kspace, sampling, tv_settings or TVSettings(), progress=progress)
     seconds["joint-tv"] = time.perf_counter() - started
     started = time.perf_counter()
-    recons[label] = run_network(model, kspace, sampling, progress=progress)
+    recons[label] = run_network(model, kspace, sampling, progress=progress, phases=phases)
     seconds[label] = time.perf_counter() - started
-    history = None
-    if convergent:
-        if label != "lpam-net":
-            raise ValueError(f"--convergent needs an LPAM-net checkpoint; this one holds a {label}")
-        history = History()
+    if convergent and label != "lpam-net":
+        raise ValueError(f"--convergent needs an LPAM-net checkpoint; this one holds a {label}")
+    history = History() if convergent else None
+    if history is not None:
         started = time.perf_counter()
-        recons["lpam-net-convergent"] = run_network(model, kspace, sampling, "convergent", history, progress)
+        recons["lpam-net-convergent"] = run_network(model, kspace, sampling, "convergent", history, progress,
+                                                    phases=phases)
         seconds["lpam-net-convergent"] = time.perf_counter() - started
     metrics = {
         "methods": {name: evaluate_contrasts(r.numpy(), truth, contrasts) for name, r in recons.items()},
@@ -179,7 +182,8 @@ def run_demo(
         "split": "test",
         "model": label,
         "params": {label: count_parameters(model)},
-        "phases": model.config.phases,
+        "phases": phases or model.config.phases,
+        "trained_phases": model.config.phases,
         "seconds_per_pair": {name: s / len(data.axial_indices) for name, s in seconds.items()},
     }
     if history is not None:
@@ -187,7 +191,7 @@ def run_demo(
     middle = len(data.axial_indices) // 2
     shown = {name: r[middle].numpy() for name, r in recons.items() if name in ("zero-filled", "joint-tv", label)}
     with staged_outputs(out_dir) as out:
-        if history is not None:
+        if convergent:
             save_json(history_json(history, data.axial_indices), out / "history_convergent.json")
             convergence_plot(history.per_sample(0), out / "convergence.png", xlabel="phase",
                              title=f"LPAM-net convergent mode, slice {data.axial_indices[0]}")

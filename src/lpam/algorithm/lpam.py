@@ -1,4 +1,4 @@
-"""The LPAM iteration (SPEC.md section 3), generic: N >= 2 blocks, no knowledge of MRI.
+"""The LPAM iteration (docs/method.md section 3), generic: N >= 2 blocks, no knowledge of MRI.
 
 Phi_eps(x_1..x_N) = sum_j f_j(x_j) + R_eps(x). One iteration, with per-sample decisions in a batch:
 
@@ -6,7 +6,7 @@ Phi_eps(x_1..x_N) = sum_j f_j(x_j) + R_eps(x). One iteration, with per-sample de
        z_j = x_j - alpha_j grad f_j(x_j),  u_j = z_j - tau_j grad_j R_eps(u_<j, z_j, x_>j);
 2. accept u when (a) ||grad Phi_eps(x^k)|| <= a ||u - x^k|| and
    (b) Phi_eps(u) - Phi_eps(x^k) <= -(1/a) ||u - x^k||^2   (condition (a) is evaluated at x^k, as the
-   authors' code does; SPEC.md section 7);
+   authors' code does; docs/method.md section 7);
 3. otherwise the safeguard v_j = x_j - abar_j grad_j Phi_eps(v_<j, x_j, x_>j), with abar_j <- rho abar_j
    while Phi_eps(v) - Phi_eps(x^k) > -(1/c) ||v - x^k||^2 (at most ``max_backtracks`` shrinks; when that
    fails the sample keeps x^k and the failure is recorded);
@@ -80,7 +80,7 @@ class StepSizes:
 
 @dataclass
 class Constants:
-    """Constants of SPEC.md section 3 (defaults chosen for the orthonormal FFT scaling, SPEC.md 7)."""
+    """Constants of docs/method.md section 3 (defaults chosen for the orthonormal FFT scaling, docs/method.md 7)."""
 
     a: float = 1e2
     c: float = 1e4
@@ -129,7 +129,7 @@ KEYS = ("phi", "grad_norm", "eps", "branch", "backtracks", "failed")
 
 @dataclass
 class History:
-    """Per-sample lists, one entry per iteration (the schema of history.json, SPEC.md section 7)."""
+    """Per-sample lists, one entry per iteration (the schema of history.json, docs/method.md section 7)."""
 
     phi: list[list[float]] = field(default_factory=list)
     grad_norm: list[list[float]] = field(default_factory=list)
@@ -196,7 +196,7 @@ def _evaluate_detached(objective: Objective, blocks: Blocks, eps: torch.Tensor) 
 
 
 def residual_candidate(objective: Objective, state: State, steps: StepSizes) -> Blocks:
-    """Step 1 of SPEC.md section 3, Gauss-Seidel over the blocks."""
+    """Step 1 of docs/method.md section 3, Gauss-Seidel over the blocks."""
     x = state.blocks
     u = list(x)
     for j in range(objective.num_blocks):
@@ -268,7 +268,7 @@ def lpam_iteration(
     record: bool = True,
     measure_violation: bool = False,
 ) -> tuple[State, Record | None]:
-    """One LPAM iteration (docs/method.md, "LPAM"). ``safeguard=False`` always takes the residual candidate;
+    """One LPAM iteration (docs/method.md section 3). ``safeguard=False`` always takes the residual candidate;
     ``measure_violation`` adds :func:`descent_violation` of the candidate to the state's ``violation``."""
     x = state.blocks
     batch = x[0].shape[0]

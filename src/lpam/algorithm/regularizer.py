@@ -1,8 +1,8 @@
-"""Smoothed group-sparsity regularisers R_eps(x) = sum_t w_t sum_i r_eps_t(g_t(x_{S_t})_i) (SPEC.md 1-2).
+"""Smoothed group-sparsity regularisers R_eps(x) = sum_t w_t sum_i r_eps_t(g_t(x_{S_t})_i) (docs/method.md 1-2).
 
 A regulariser is a list of terms. Each term has a feature map g_t that reads a subset S_t of the blocks
 and returns features of shape (B, d, *spatial), grouped per spatial position by the 2,1 norm. The couplings
-of SPEC.md section 1 are term lists: ``joint`` is one term over all blocks, ``separate`` / ``shared`` one
+of docs/method.md section 1 are term lists: ``joint`` is one term over all blocks, ``separate`` / ``shared`` one
 term per block (with different or identical feature maps).
 
 A feature map may provide a hand-written ``smoothed_value_and_grad(inputs, eps, need_grad)`` (value and

@@ -1,4 +1,4 @@
-"""Smoothing of the 2,1 norm (SPEC.md section 2) and the smoothed ReLU (SPEC.md section 4).
+"""Smoothing of the 2,1 norm (docs/method.md section 2) and the smoothed ReLU (docs/method.md section 4).
 
 Feature tensors have shape (B, d, *spatial): the 2,1 norm groups the d channels at each spatial position.
 """

@@ -1,4 +1,4 @@
-"""Readers for public dataset layouts and `lpam prepare` (SPEC.md sections 6 and 7).
+"""Readers for public dataset layouts and `lpam prepare` (docs/method.md sections 6 and 7).
 
 NIfTI layouts (read with nibabel; slices along the volume's last axis):
 * ``brats``: one folder per subject with ``<id>_t1/t1ce/t2/flair.nii.gz`` (BraTS 2018-2021) or
@@ -6,7 +6,7 @@ NIfTI layouts (read with nibabel; slices along the volume's last axis):
 * ``bids``: ``sub-*/[ses-*/]anat/*_T1w/_T2w/_FLAIR/_PDw.nii[.gz]``;
 * ``ixi``: flat ``IXI<nnn>-<site>-<nnnn>-<T1|T2|PD>.nii.gz``, paired by the subject prefix; the contrasts
   are resampled (trilinear, nibabel.processing) onto the T2 grid (the first contrast's without T2).
-Array layouts (k-space is centred, DC in the middle, as F of SPEC.md section 5):
+Array layouts (k-space is centred, DC in the middle, as F of docs/method.md section 5):
 * ``h5`` (fastMRI / M4Raw HDF5, found recursively): ``kspace`` (slices, coils, H, W) or (slices, H, W)
   complex, ``reconstruction_rss`` / ``reconstruction_esc`` (slices, h, w). Subject and contrast come from
   the file name: M4Raw ``<subject>_<T1|T2|FLAIR|PD><rep>.h5`` (``2022061003_T101.h5``), fastMRI
@@ -34,7 +34,7 @@ keeps x = F^H y, the complex image of the measured k-space, cropped in image spa
 magnitudes but not clipped; training and evaluation then use F x (exact when nothing is cropped, the
 measurement restricted to the field of view otherwise) and |x| as the target, re-simulating nothing.
 Multi-coil k-space is combined into one virtual coil (:func:`combine_coils`), unless ``keep_coils=True``
-(CLI ``--keep-coils``, h5 only, SPEC.md section 7): then prepare keeps the coil images x_c = F^H y_c and
+(CLI ``--keep-coils``, h5 only, docs/method.md section 7): then prepare keeps the coil images x_c = F^H y_c and
 coil maps S_c estimated once per slice and contrast from the central ``CALIBRATION`` x ``CALIBRATION``
 block of the measured (fully sampled) k-space (:func:`lpam.physics.coils.estimate_coil_maps`, ``lowres``:
 sum_c |S_c|^2 = 1 on the object, 0 outside), both cropped in image space and scaled like the complex image
@@ -388,7 +388,7 @@ def _read_stack(path: Path, key: str, slice_axis: str) -> np.ndarray:
 
 
 def _check_centred(kspace: np.ndarray, path: Path) -> None:
-    """Measured k-space must be centred (its energy peak near the middle), as F of SPEC.md section 5."""
+    """Measured k-space must be centred (its energy peak near the middle), as F of docs/method.md section 5."""
     energy = np.abs(kspace).reshape(-1, *kspace.shape[-2:]).sum(0)
     peak = np.unravel_index(int(np.argmax(energy)), energy.shape)
     if all(abs(p - n // 2) > n // 4 for p, n in zip(peak, energy.shape)):

@@ -1,4 +1,4 @@
-"""The embedded T1w/T2w pair: ICBM 2009c nonlinear symmetric whole-head templates (SPEC.md sections 6 and 7;
+"""The embedded T1w/T2w pair: ICBM 2009c nonlinear symmetric whole-head templates (docs/method.md sections 6 and 7;
 notice in COPYING-ICBM; made by scripts/make_embedded_data.py), plus a synthetic PD-weighted third
 contrast derived from the pair (tissue classes, literature PD / T1 / T2, a spin-echo signal equation; the
 script's docstring gives the model). T1 and T2 are the default pair; ask for PD by name.

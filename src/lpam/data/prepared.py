@@ -1,12 +1,12 @@
 """Prepared datasets: the compact file `lpam prepare` writes and `train` / `evaluate` read with
-``--data PREPARED.npz`` (SPEC.md section 6).
+``--data PREPARED.npz`` (docs/method.md section 6).
 
 One .npz with, per split (train, val, test): ``<split>_images`` (S, C, H, W) float16 magnitudes in [0, 1],
 ``<split>_subjects`` (S,) subject ids and ``<split>_slices`` (S,) slice positions in the source volume;
 plus ``contrasts``, ``source_format`` and ``lpam_prepared`` (the format version).
 Version 2 adds, for datasets prepared with measured k-space (``--measured-kspace``), ``<split>_complex``
 (S, C, H, W) complex64 images x with F x the measured k-space and ``<split>_images`` = |x| (not clipped:
-a few of the brightest pixels may exceed 1, so that F x stays the scaled measurement, SPEC.md section 7);
+a few of the brightest pixels may exceed 1, so that F x stays the scaled measurement, docs/method.md section 7);
 and, when the dataset came with a sampling mask of the prepared size, ``mask`` (H, W) (the file then
 serves as ``--mask-file``). Version 3 adds, for measured multi-coil k-space kept per coil
 (``--keep-coils``), ``<split>_coil_images`` (S, C, Nc, H, W) complex64 coil images x_c with F x_c the

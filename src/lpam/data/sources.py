@@ -19,7 +19,7 @@ RANGE_TOLERANCE = 0.01  # image files may exceed [0, 1] by this much (rounding o
 class EvaluationData:
     """Images (S, C, H, W), slice identifiers and contrast names. ``images`` are real magnitudes in [0, 1],
     or complex64 when the dataset holds measured k-space (prepared with ``--measured-kspace``): then F x is
-    the measured k-space and |x| the ground truth (SPEC.md section 7). Measured multi-coil k-space kept
+    the measured k-space and |x| the ground truth (docs/method.md section 7). Measured multi-coil k-space kept
     per coil (``--keep-coils``) adds ``coil_images`` x_c and coil ``maps`` S_c, both (S, C, Nc, H, W)
     complex64, with F x_c the measured coil k-space and x = sum_c conj(S_c) x_c."""
 

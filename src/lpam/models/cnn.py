@@ -1,4 +1,4 @@
-"""The learned feature map g of LPAM-net (SPEC.md section 4): complex 3x3 convolutions, no bias,
+"""The learned feature map g of LPAM-net (docs/method.md section 4): complex 3x3 convolutions, no bias,
 in -> 32 -> 32 -> 32 -> 32, the smoothed ReLU s between layers on real and imaginary parts.
 
 A complex convolution with weight A + iB on input p + iq is (A*p - B*q) + i(B*p + A*q). Holding the
@@ -72,7 +72,7 @@ def tv_filters(num_inputs: int) -> torch.Tensor:
 class ComplexCNN(nn.Module):
     """g(x_1..x_N): complex CNN on the stacked blocks, output real features (B, 2 * out_channels, H, W).
 
-    ``out_channels`` defaults to ``features`` (no projection back, SPEC.md section 4).
+    ``out_channels`` defaults to ``features`` (no projection back, docs/method.md section 4).
     """
 
     def __init__(
@@ -106,7 +106,7 @@ class ComplexCNN(nn.Module):
 
     @torch.no_grad()
     def _init_as_tv(self) -> None:
-        """Unrolled joint TV (SPEC.md section 4): layer 1 = +-D, later layers identity on those channels,
+        """Unrolled joint TV (docs/method.md section 4): layer 1 = +-D, later layers identity on those channels,
         all other weights at 1% of their Xavier scale."""
         for real, imag in zip(self.weight_real, self.weight_imag):
             real.mul_(0.01)

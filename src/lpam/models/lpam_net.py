@@ -1,10 +1,10 @@
-"""LPAM-net (docs/method.md, "LPAM-net"): K phases of the LPAM iteration with a learned feature map g.
+"""LPAM-net (docs/method.md section 4): K phases of the LPAM iteration with a learned feature map g.
 
 Each phase is :func:`lpam.algorithm.lpam.lpam_iteration` with that phase's learned step sizes; the CNN g is
 shared by all phases. ``plain`` mode always takes the residual candidate (the authors' network);
-``convergent`` mode runs the acceptance test, the safeguard and the eps decay (docs/method.md, "LPAM").
+``convergent`` mode runs the acceptance test, the safeguard and the eps decay (docs/method.md section 3).
 
-Two step rules (docs/method.md, "The convergent LPAM-net"):
+Two step rules (docs/method.md section 4b):
 
 * ``free`` (the authors'): alpha_k and tau_k are learned independently per phase and Phi_eps = f + R_eps.
   The phases then approach the fixed points of different objectives f + (tau_k / alpha_k) R, so no single
@@ -88,7 +88,7 @@ class LPAMNetConfig:
 
 
 class KSpaceInitializer(nn.Module):
-    """Learned initial image: x0 = F^H (y + h(y)), h a 4-layer complex CNN on k-space (SPEC.md section 4)."""
+    """Learned initial image: x0 = F^H (y + h(y)), h a 4-layer complex CNN on k-space (docs/method.md section 4)."""
 
     def __init__(self, contrasts: int, features: int = 32, delta: float = 0.01, padding: str = "zeros") -> None:
         super().__init__()
@@ -136,7 +136,7 @@ class LPAMNet(nn.Module):
         return list(self.log_reg_weight.exp())
 
     def regularizer(self) -> Regularizer:
-        """lam R from g by coupling (docs/method.md, "The problem"): one joint term, or one term per contrast."""
+        """lam R from g by coupling (docs/method.md section 1): one joint term, or one term per contrast."""
         n = self.config.contrasts
         weights = self.regularization_weights()
         if self.config.coupling == "joint":
@@ -174,8 +174,10 @@ class LPAMNet(nn.Module):
         mode: str = "plain",
         history: History | None = None,
         maps: torch.Tensor | None = None,
+        iterates: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """Run ``phases`` (default: all) phases; ``history`` (if given) receives one record per phase.
+        """Run ``phases`` (default: the trained K; more repeat the last phase's steps); ``history`` (if given)
+        receives one record per phase and ``iterates`` (if given) the images x^k (B, C, H, W) after each phase.
 
         Single-coil k-space is (B, C, H, W); multi-coil k-space (B, C, Nc, H, W) comes with coil ``maps``
         (see :mod:`lpam.problem`) and then each data term is summed over the coils, A_j = P F S_c."""
@@ -200,6 +202,8 @@ class LPAMNet(nn.Module):
             )
             if history is not None:
                 history.append(record)
+            if iterates is not None:
+                iterates.append(torch.stack(state.blocks, dim=1).detach())
         # mean over phases and samples of the descent violation of the learned steps (0 outside training)
         self.descent_violation = state.violation.mean() / phases if measure else torch.zeros(())
         return torch.stack(state.blocks, dim=1)

@@ -1,4 +1,4 @@
-"""Multi-coil MRI physics: A = P F S_c with coil sensitivity maps S_c (SPEC.md sections 1 and 5).
+"""Multi-coil MRI physics: A = P F S_c with coil sensitivity maps S_c (docs/method.md sections 1 and 5).
 
 Coil k-space of one image x (B, H, W) is (B, Nc, H, W), y_c = P F (S_c x). Sensitivity maps come from
 :func:`simulate_coil_maps` (smooth, deterministic, for simulated data) or from the calibration region (the
@@ -122,7 +122,7 @@ class MultiCoilFourier:
         return 0.5 * torch.view_as_real(residual).square().flatten(1).sum(1)
 
     def data_gradient(self, image: torch.Tensor, kspace: torch.Tensor) -> torch.Tensor:
-        """grad f(x) = A^H (A x - y) = sum_c conj(S_c) F^H P (P F S_c x - y_c) (SPEC.md section 2)."""
+        """grad f(x) = A^H (A x - y) = sum_c conj(S_c) F^H P (P F S_c x - y_c) (docs/method.md section 2)."""
         return self.adjoint(self.forward(image) - kspace)
 
     def to(self, device: torch.device | str) -> "MultiCoilFourier":

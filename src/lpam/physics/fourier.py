@@ -1,4 +1,4 @@
-"""Centred orthonormal 2-D Fourier transform and the undersampled operator A = P F (SPEC.md section 5)."""
+"""Centred orthonormal 2-D Fourier transform and the undersampled operator A = P F (docs/method.md section 5)."""
 from __future__ import annotations
 
 import torch
@@ -67,7 +67,7 @@ class MaskedFourier:
         return 0.5 * torch.view_as_real(residual).square().flatten(1).sum(1)
 
     def data_gradient(self, image: torch.Tensor, kspace: torch.Tensor) -> torch.Tensor:
-        """grad f(x) = A^H (A x - y), the gradient of f as a real function of (Re x, Im x) (SPEC.md 2)."""
+        """grad f(x) = A^H (A x - y), the gradient of f as a real function of (Re x, Im x) (docs/method.md 2)."""
         return self.adjoint(self.forward(image) - kspace)
 
     def to(self, device: torch.device | str) -> "MaskedFourier":

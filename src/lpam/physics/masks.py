@@ -1,4 +1,4 @@
-"""k-space sampling masks (SPEC.md sections 5 and 7).
+"""k-space sampling masks (docs/method.md sections 5 and 7).
 
 Every mask is a boolean (H, W) array, True where k-space is sampled, with the k-space centre (DC) at
 (H // 2, W // 2): the convention of the centred FFT (ifftshift -> fft2 -> fftshift). Every random choice
@@ -19,7 +19,7 @@ import torch
 from lpam.io import check_output_file, save_npy, staged_outputs
 
 MASK_KINDS = ("radial", "cartesian-random", "cartesian-equispaced", "variable-density", "poisson")
-RATE_TOLERANCE = 0.01  # "rate within 1%": |achieved - requested| <= 0.01 (SPEC.md section 7)
+RATE_TOLERANCE = 0.01  # "rate within 1%": |achieved - requested| <= 0.01 (docs/method.md section 7)
 PAPER_CENTER_RADIUS = 8.5  # px, the fully sampled disc of the paper's 160x180 radial mask
 VARIABLE_DENSITY_POWER = 4  # density (1 - r / r_max)^4 of the "random" variable-density mask
 POISSON_DISTANCE_GROWTH = 3.0  # Poisson-disc minimum distance s (1 + 3 r / r_max): 4x wider at the corners

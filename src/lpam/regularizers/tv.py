@@ -1,4 +1,4 @@
-"""Total variation as a group-sparsity regulariser (SPEC.md sections 1 and 7).
+"""Total variation as a group-sparsity regulariser (docs/method.md sections 1 and 7).
 
 g(x) = forward differences D (zero at the last row / column) of the real and imaginary parts of each block,
 both directions. ``joint``: R = lam sum_i ||(D x_1, ..., D x_N)_i|| (one term over all blocks);

@@ -30,7 +30,7 @@ class MaskConfig(MaskSpec):
 class DataConfig:
     """Training data. ``coils``: None trains on single-coil k-space y = P F x; N >= 1 on N-coil k-space
     y_c = P F S_c x with the maps of lpam.physics.coils.simulate_coil_maps (sum_c |S_c|^2 = 1), given to the
-    model as ``maps`` (SPEC.md section 1). ``coil_maps: measured`` instead trains on the measured coil
+    model as ``maps`` (docs/method.md section 1). ``coil_maps: measured`` instead trains on the measured coil
     k-space and stored maps of a dataset prepared with ``--keep-coils`` (``coils`` then optional: if given,
     it must be the dataset's coil count)."""
 
@@ -46,7 +46,7 @@ class DataConfig:
 
 @dataclass
 class Stage:
-    """Progressive training (SPEC.md section 4): ``epochs`` epochs with ``phases`` phases."""
+    """Progressive training (docs/method.md section 4): ``epochs`` epochs with ``phases`` phases."""
 
     phases: int
     epochs: int
@@ -68,7 +68,7 @@ class TrainSettings:
     device: str = "cpu"
     init_from: str | None = None  # a checkpoint to start from (lpam.training.warm_start), not a resume
     # LPAM-net: every phase's alpha set to this value at the start (after init_from), e.g. a step that the
-    # warm-started network's Phi_eps accepts (docs/method.md, "Training the convergent network")
+    # warm-started network's Phi_eps accepts (docs/method.md section 4b, "Start")
     init_alpha: float | None = None
 
 

@@ -6,7 +6,7 @@ model in DistributedDataParallel and reads its shard of every global batch throu
 ``train.batch_size`` is the global batch: each of the N processes takes batch_size / N samples, and DDP
 averages the gradients, which equals the gradient of the mean loss over the global batch, so N processes
 follow single-process training to rounding. Masks and augmentation are seeded per sample index, not per
-process (SPEC.md section 7), so every process count sees the same data.
+process (docs/method.md section 7), so every process count sees the same data.
 """
 from __future__ import annotations
 

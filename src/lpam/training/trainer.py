@@ -1,5 +1,5 @@
 """`lpam train`: progressive-phase training of LPAM-net (or the U-Net baseline) with validation, logs, atomic checkpoints and
-exact resume (SPEC.md section 4).
+exact resume (docs/method.md section 4).
 
 Loss per contrast: MSE(|x_hat|, x) + ssim_weight * (1 - SSIM(|x_hat|, x)); the training SSIM is
 torchmetrics' (7x7 uniform window, differentiable); reported SSIM is scikit-image's (lpam.metrics).
@@ -93,7 +93,7 @@ def make_batch(
     """(k-space, per-sample masks (B, H, W), augmented targets (B, C, H, W), coil maps). Magnitude images:
     k-space simulated from the augmented target with a random phase and noise. Complex images (measured
     k-space, lpam.data.prepared): y = P F x of the flipped / rescaled image (:func:`augment_measured`),
-    target |x|, no phase or noise added (SPEC.md section 7).
+    target |x|, no phase or noise added (docs/method.md section 7).
 
     Single-coil (``data.coils`` null): k-space (B, C, H, W), maps None. With ``data.coils`` = N: k-space
     (B, C, N, H, W), y_c = P F (S_c x) + P n_c with the simulated maps S (:func:`coil_maps_for`), returned

@@ -5,7 +5,7 @@ numbers of contrasts is mapped along that axis by contrast name: a contrast the 
 slice; a new one gets zero filters in the first layer of the joint g (features, C, 3, 3) and the mean of
 the known step sizes (phases, C). So a 2-contrast network starts a 3-contrast one computing exactly what
 it computed on T1 and T2, while the new contrast starts unregularised and its filters are learned
-(SPEC.md section 3: N blocks go the same way). Starting the new filters at the mean of the known ones
+(docs/method.md section 3: N blocks go the same way). Starting the new filters at the mean of the known ones
 instead cost 2.3 dB (T1) and 3.5 dB (T2) on the validation slab after 47 fine-tuning steps.
 """
 from __future__ import annotations
