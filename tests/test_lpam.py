@@ -129,14 +129,32 @@ def test_three_blocks_and_separate_coupling():
             assert (out[j].abs() - truth[:, j].abs()).norm() < (x0[j].abs() - truth[:, j].abs()).norm()
 
 
-def test_hand_written_tv_gradient_matches_autograd():
+@pytest.mark.parametrize("boundary", ["zero", "circular"])
+def test_hand_written_tv_gradient_matches_autograd(boundary):
     x = [torch.randn(2, 7, 9, dtype=torch.complex128) for _ in range(3)]
     eps = torch.tensor([0.1, 2.0], dtype=torch.float64)
-    value, grads = FiniteDifferences().smoothed_value_and_grad(x, eps)
-    reference_value, reference_grads = autograd_smoothed_value_and_grad(FiniteDifferences(), x, eps)
+    value, grads = FiniteDifferences(boundary).smoothed_value_and_grad(x, eps)
+    reference_value, reference_grads = autograd_smoothed_value_and_grad(FiniteDifferences(boundary), x, eps)
     torch.testing.assert_close(value, reference_value.detach())
     for a, b in zip(grads, reference_grads):
         torch.testing.assert_close(a, b.detach())
+
+
+@pytest.mark.parametrize("boundary", ["zero", "circular"])
+def test_finite_differences_adjoint(boundary):
+    """<D x, p> = <x, D^T p> for complex images, to float64 round-off."""
+    from lpam.regularizers.tv import finite_differences, finite_differences_adjoint
+
+    x = torch.randn(2, 7, 9, dtype=torch.complex128)
+    p = torch.randn(2, 4, 7, 9, dtype=torch.float64)
+    left = (finite_differences(x, boundary) * p).sum()
+    right = torch.view_as_real(x * finite_differences_adjoint(p, x, boundary).conj()).select(-1, 0).sum()
+    torch.testing.assert_close(left, right, rtol=1e-12, atol=1e-12)
+
+
+def test_unknown_tv_boundary_is_an_error():
+    with pytest.raises(ValueError, match="unknown TV boundary"):
+        FiniteDifferences("mirror")
 
 
 def test_autograd_fallback_for_a_plain_callable():

@@ -97,7 +97,8 @@ def command_solve(args: argparse.Namespace) -> None:
     constants = Constants(a=args.a, c=args.c, sigma=args.sigma, rho=0.5)
     settings = TVSettings(lam=TVSettings.lam if args.lam is None else args.lam, iterations=args.iterations,
                           eps0=TVSettings.eps0 if args.eps0 is None else args.eps0,
-                          safeguard=not args.no_safeguard, eps_decay=not args.no_eps_decay, constants=constants)
+                          safeguard=not args.no_safeguard, eps_decay=not args.no_eps_decay, constants=constants,
+                          boundary=args.tv_boundary)
     metrics = solve_embedded(args.out, args.regularizer, mask_spec(args), args.split, parse_slices(args.slices),
                              settings, noise_std=args.noise, progress=not args.quiet, contrasts=args.contrasts)
     print(format_table(metrics, args.contrasts))
@@ -127,9 +128,11 @@ def command_demo(args: argparse.Namespace) -> None:
           f"mask radial 20% (achieved {metrics['mask']['achieved_rate']:.3f}); test slices {metrics['slices'][0]}.."
           f"{metrics['slices'][-1]}")
     print(format_table(metrics, ["T1", "T2"]))
+    written = "metrics.json and figure.png"
     if "convergent" in metrics:
         print(f"convergent mode branches: {metrics['convergent']}")
-    print(f"wrote metrics.json and figure.png to {args.out}")
+        written = "metrics.json, figure.png, history_convergent.json and convergence.png"
+    print(f"headline: {metrics['headline']}; wrote {written} to {args.out}")
 
 
 def command_reconstruct(args: argparse.Namespace) -> None:
@@ -229,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lam", type=float, default=None, help="TV weight (default: tuned on the validation slab)")
     p.add_argument("--eps0", type=float, default=None, help="starting eps (default: tuned)")
     p.add_argument("--noise", type=float, default=0.0, help="std of complex k-space noise")
+    p.add_argument("--tv-boundary", choices=["zero", "circular"], default="zero",
+                   help="TV's differences at the last row / column: zero (the published code) or periodic")
     p.add_argument("--a", type=float, default=Constants.a)
     p.add_argument("--c", type=float, default=Constants.c)
     p.add_argument("--sigma", type=float, default=Constants.sigma)
@@ -251,7 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, help="default: the shipped weights")
     p.add_argument("--slices", default=None, help="positions in the test slab (default: all)")
     p.add_argument("--convergent", action="store_true",
-                   help="also run the convergent mode (history_convergent.json) and plot Phi_eps")
+                   help="also run the convergent mode (history_convergent.json) and plot Phi_eps; always on "
+                        "for a convergent network (the shipped default)")
     add_phases_option(p)
     p.add_argument("--tv-iterations", type=int, default=300, help="iterations of the joint-TV baseline")
     p.add_argument("--device", default="cpu", help="cpu or cuda (LPAM-net)")

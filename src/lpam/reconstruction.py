@@ -32,6 +32,7 @@ class TVSettings:
     eps_decay: bool = True
     constants: Constants = field(default_factory=lambda: Constants(rho=0.5))
     precision: str = "complex64"
+    boundary: str = "zero"  # TV's boundary: "zero" (the published code) or "circular" (periodic, as the FFT)
 
     def step_sizes(self, num_blocks: int) -> StepSizes:
         tau = self.eps0 / (8 * self.lam) if self.tau is None else self.tau
@@ -47,7 +48,8 @@ def reconstruct_tv(
     if settings.precision not in PRECISIONS:
         raise ValueError(f"unknown precision {settings.precision!r}; choose one of {', '.join(PRECISIONS)}")
     kspace_c = kspace.to(PRECISIONS[settings.precision])
-    objective = mri_objective(kspace_c, mask, total_variation(kspace.shape[1], settings.lam, settings.coupling))
+    objective = mri_objective(kspace_c, mask, total_variation(kspace.shape[1], settings.lam, settings.coupling,
+                                                                   settings.boundary))
     x0 = list(zero_filled(kspace_c, mask).unbind(1))
     with tqdm(total=settings.iterations, desc=f"LPAM {settings.coupling} TV", disable=not progress,
               dynamic_ncols=True) as bar:

@@ -122,6 +122,12 @@ def as_tensor(value: torch.Tensor | np.ndarray, complex_dtype: torch.dtype | Non
     return tensor.to(complex_dtype) if complex_dtype is not None and tensor.is_complex() else tensor
 
 
+def is_convergent_network(model: torch.nn.Module) -> bool:
+    """An LPAM-net whose learned steps are descent steps on one Phi_eps (docs/method.md section 4b): its
+    convergent mode is its natural mode."""
+    return getattr(model.config, "step_rule", None) == "descent"
+
+
 def format_table(metrics: dict, contrasts: Sequence[str]) -> str:
     """Plain-text table: method, then PSNR / SSIM (mean +- std) per contrast."""
     header = f"{'method':<22}" + "".join(f"{c + ' PSNR':>17}{c + ' SSIM':>17}" for c in contrasts)
@@ -146,9 +152,11 @@ def run_demo(
     phases: int | None = None,
 ) -> dict:
     """The README's main job: the embedded test slab at 20% radial, zero-filled vs joint TV vs LPAM-net (or
-    the checkpoint's model, labelled by its type: ``metrics["model"]``). ``convergent`` adds the convergent
-    mode (history_convergent.json, convergence.png); ``phases`` runs the network for that many phases
-    (default: the trained K; more repeat the last phase's steps)."""
+    the checkpoint's model, labelled by its type: ``metrics["model"]``), in plain mode (``lpam-net``) and
+    convergent mode (``lpam-net-convergent``, history_convergent.json, convergence.png). Convergent mode runs
+    for a convergent network (step rule "descent", docs/method.md section 4b), where it is the headline, or
+    when ``convergent`` is set; ``phases`` runs the network for that many phases (default: the trained K;
+    more repeat the last phase's steps)."""
     check_output_folder(out_dir)
     model = load_model(checkpoint, map_location=device)
     label = model_type_of(model.config)
@@ -169,7 +177,8 @@ def run_demo(
     seconds[label] = time.perf_counter() - started
     if convergent and label != "lpam-net":
         raise ValueError(f"--convergent needs an LPAM-net checkpoint; this one holds a {label}")
-    history = History() if convergent else None
+    headline = "lpam-net-convergent" if is_convergent_network(model) else label
+    history = History() if convergent or headline == "lpam-net-convergent" else None
     if history is not None:
         started = time.perf_counter()
         recons["lpam-net-convergent"] = run_network(model, kspace, sampling, "convergent", history, progress,
@@ -189,9 +198,10 @@ def run_demo(
     if history is not None:
         metrics["convergent"] = branch_counts(history)
     middle = len(data.axial_indices) // 2
-    shown = {name: r[middle].numpy() for name, r in recons.items() if name in ("zero-filled", "joint-tv", label)}
+    metrics["headline"] = headline
+    shown = {name: r[middle].numpy() for name, r in recons.items() if name in ("zero-filled", "joint-tv", headline)}
     with staged_outputs(out_dir) as out:
-        if convergent:
+        if history is not None:
             save_json(history_json(history, data.axial_indices), out / "history_convergent.json")
             convergence_plot(history.per_sample(0), out / "convergence.png", xlabel="phase",
                              title=f"LPAM-net convergent mode, slice {data.axial_indices[0]}")

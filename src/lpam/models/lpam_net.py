@@ -175,9 +175,12 @@ class LPAMNet(nn.Module):
         history: History | None = None,
         maps: torch.Tensor | None = None,
         iterates: list[torch.Tensor] | None = None,
+        measure_descent: bool = False,
     ) -> torch.Tensor:
         """Run ``phases`` (default: the trained K; more repeat the last phase's steps); ``history`` (if given)
-        receives one record per phase and ``iterates`` (if given) the images x^k (B, C, H, W) after each phase.
+        receives one record per phase and ``iterates`` (if given) the images x^k (B, C, H, W) after each phase;
+        ``measure_descent`` (training) sets ``descent_violation`` to the learned steps' mean violation of the
+        acceptance test's sufficient decrease, in either mode.
 
         Single-coil k-space is (B, C, H, W); multi-coil k-space (B, C, Nc, H, W) comes with coil ``maps``
         (see :mod:`lpam.problem`) and then each data term is summed over the coils, A_j = P F S_c."""
@@ -194,7 +197,7 @@ class LPAMNet(nn.Module):
         x0 = self.initial_image(kspace, mask, maps)
         state = initial_state(list(x0.unbind(1)), self.eps0.abs(), len(self.eps0))
         convergent = mode == "convergent"
-        measure = convergent and self.training and torch.is_grad_enabled()
+        measure = measure_descent and self.training and torch.is_grad_enabled()
         for phase in range(phases):
             state, record = lpam_iteration(
                 objective, state, self.step_sizes(phase), self.constants,

@@ -1,7 +1,8 @@
 """Total variation as a group-sparsity regulariser (docs/method.md sections 1 and 7).
 
-g(x) = forward differences D (zero at the last row / column) of the real and imaginary parts of each block,
-both directions. ``joint``: R = lam sum_i ||(D x_1, ..., D x_N)_i|| (one term over all blocks);
+g(x) = forward differences D of the real and imaginary parts of each block, both directions: zero at the
+last row / column (``boundary="zero"``, the published code's choice) or periodic (``boundary="circular"``,
+consistent with the FFT's periodic image and with LPAM-net's circular padding). ``joint``: R = lam sum_i ||(D x_1, ..., D x_N)_i|| (one term over all blocks);
 ``separate``: R = lam sum_j sum_i ||(D x_j)_i|| (one term per block). J_g^T = D^T is written by hand.
 """
 from __future__ import annotations
@@ -19,9 +20,14 @@ def _parts(image: torch.Tensor) -> torch.Tensor:
     return torch.view_as_real(image).movedim(-1, 1) if image.is_complex() else image[:, None]
 
 
-def finite_differences(image: torch.Tensor) -> torch.Tensor:
+BOUNDARIES = ("zero", "circular")
+
+
+def finite_differences(image: torch.Tensor, boundary: str = "zero") -> torch.Tensor:
     """D x for an image (B, H, W) -> real features (B, 2P, H, W): [vertical, horizontal] of each part."""
     parts = _parts(image)
+    if boundary == "circular":
+        return torch.cat([parts.roll(-1, -2) - parts, parts.roll(-1, -1) - parts], dim=1)
     count = parts.shape[1]
     features = parts.new_zeros(parts.shape[0], 2 * count, *parts.shape[2:])
     features[:, :count, :-1, :] = parts[..., 1:, :] - parts[..., :-1, :]
@@ -29,14 +35,17 @@ def finite_differences(image: torch.Tensor) -> torch.Tensor:
     return features
 
 
-def finite_differences_adjoint(features: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+def finite_differences_adjoint(features: torch.Tensor, like: torch.Tensor, boundary: str = "zero") -> torch.Tensor:
     """D^T p, the adjoint of :func:`finite_differences`, returned with the dtype and shape of ``like``."""
     vertical, horizontal = features.chunk(2, dim=1)
-    parts = torch.zeros_like(vertical)
-    parts[..., 1:, :] = vertical[..., :-1, :]
-    parts[..., :-1, :] -= vertical[..., :-1, :]
-    parts[..., :, 1:] += horizontal[..., :, :-1]
-    parts[..., :, :-1] -= horizontal[..., :, :-1]
+    if boundary == "circular":
+        parts = vertical.roll(1, -2) - vertical + horizontal.roll(1, -1) - horizontal
+    else:
+        parts = torch.zeros_like(vertical)
+        parts[..., 1:, :] = vertical[..., :-1, :]
+        parts[..., :-1, :] -= vertical[..., :-1, :]
+        parts[..., :, 1:] += horizontal[..., :, :-1]
+        parts[..., :, :-1] -= horizontal[..., :, :-1]
     if like.is_complex():
         return torch.complex(parts[:, 0], parts[:, 1])
     return parts[:, 0]
@@ -45,8 +54,13 @@ def finite_differences_adjoint(features: torch.Tensor, like: torch.Tensor) -> to
 class FiniteDifferences:
     """The TV feature map of one or several blocks (stacked along channels), with its hand-written J^T."""
 
+    def __init__(self, boundary: str = "zero") -> None:
+        if boundary not in BOUNDARIES:
+            raise ValueError(f"unknown TV boundary {boundary!r}; choose one of {', '.join(BOUNDARIES)}")
+        self.boundary = boundary
+
     def __call__(self, *blocks: torch.Tensor) -> torch.Tensor:
-        return torch.cat([finite_differences(x) for x in blocks], dim=1)
+        return torch.cat([finite_differences(x, self.boundary) for x in blocks], dim=1)
 
     def smoothed_value_and_grad(
         self, inputs: list[torch.Tensor], eps: torch.Tensor, need_grad: bool = True
@@ -58,15 +72,16 @@ class FiniteDifferences:
             return value, None
         cotangent = smoothed_l21_grad(features, eps)
         sizes = [2 * _parts(x).shape[1] for x in inputs]
-        return value, [finite_differences_adjoint(p, x) for p, x in zip(cotangent.split(sizes, dim=1), inputs)]
+        return value, [finite_differences_adjoint(p, x, self.boundary)
+                       for p, x in zip(cotangent.split(sizes, dim=1), inputs)]
 
 
-def total_variation(num_blocks: int, lam: float, coupling: str = "joint") -> Regularizer:
-    """Joint or separate TV with weight ``lam`` as an LPAM regulariser."""
+def total_variation(num_blocks: int, lam: float, coupling: str = "joint", boundary: str = "zero") -> Regularizer:
+    """Joint or separate TV with weight ``lam`` and ``boundary`` ("zero" or "circular") as an LPAM regulariser."""
     if coupling not in TV_COUPLINGS:
         raise ValueError(f"unknown TV coupling {coupling!r}; choose one of {', '.join(TV_COUPLINGS)}")
     if not lam > 0:
         raise ValueError(f"the TV weight lam must be positive, got {lam}")
     if coupling == "joint":
-        return Regularizer([Term(FiniteDifferences(), tuple(range(num_blocks)), lam)])
-    return Regularizer([Term(FiniteDifferences(), (j,), lam) for j in range(num_blocks)])
+        return Regularizer([Term(FiniteDifferences(boundary), tuple(range(num_blocks)), lam)])
+    return Regularizer([Term(FiniteDifferences(boundary), (j,), lam) for j in range(num_blocks)])

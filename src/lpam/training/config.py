@@ -46,10 +46,12 @@ class DataConfig:
 
 @dataclass
 class Stage:
-    """Progressive training (docs/method.md section 4): ``epochs`` epochs with ``phases`` phases."""
+    """Progressive training (docs/method.md section 4): ``epochs`` epochs with ``phases`` phases, in ``mode``
+    (default: ``train.mode``; e.g. plain stages of a descent-rule network before convergent ones)."""
 
     phases: int
     epochs: int
+    mode: str | None = None
 
 
 @dataclass
@@ -60,7 +62,7 @@ class TrainSettings:
     lr: float = 1e-4
     lr_steps: float = 1e-4
     ssim_weight: float = 0.1
-    descent_weight: float = 0.0  # convergent mode: weight of the learned steps' descent violation in the loss
+    descent_weight: float = 0.0  # LPAM-net: weight of the learned steps' descent violation in the loss
     seed: int = 0
     checkpoint_every: int = 50
     steps_per_epoch: int | None = None
@@ -70,6 +72,10 @@ class TrainSettings:
     # LPAM-net: every phase's alpha set to this value at the start (after init_from), e.g. a step that the
     # warm-started network's Phi_eps accepts (docs/method.md section 4b, "Start")
     init_alpha: float | None = None
+
+    def stage_mode(self, stage: Stage) -> str:
+        """The mode a stage trains in: its own, else ``mode``."""
+        return self.mode if stage.mode is None else stage.mode
 
 
 @dataclass
@@ -124,10 +130,13 @@ class TrainConfig:
         if schedule[-1].phases != self.model.phases:
             raise ValueError(f"the last stage of train.schedule must train model.phases={self.model.phases} phases, "
                              f"it trains {schedule[-1].phases}")
-        if isinstance(self.model, UNetConfig) and self.train.mode != "plain":
+        modes = {self.train.mode} | {self.train.stage_mode(stage) for stage in schedule}
+        if isinstance(self.model, UNetConfig) and modes != {"plain"}:
             raise ValueError("train.mode must be plain for the U-Net (it has no convergent mode)")
-        if self.train.mode not in MODES:
-            raise ValueError(f"unknown train.mode {self.train.mode!r}; choose one of {', '.join(MODES)}")
+        for mode in modes:
+            if mode not in MODES:
+                raise ValueError(f"unknown training mode {mode!r} (train.mode or a stage's mode); choose one of "
+                                 f"{', '.join(MODES)}")
         if len(self.data.contrasts) != self.model.contrasts:
             raise ValueError(f"data.contrasts lists {len(self.data.contrasts)} contrasts, model.contrasts is {self.model.contrasts}")
         self._validate_coils()
@@ -138,8 +147,8 @@ class TrainConfig:
             raise ValueError(f"train.init_alpha must be a positive step size of LPAM-net, got {self.train.init_alpha}")
         if not self.train.descent_weight >= 0:
             raise ValueError(f"train.descent_weight must be >= 0, got {self.train.descent_weight}")
-        if self.train.descent_weight > 0 and self.train.mode != "convergent":
-            raise ValueError("train.descent_weight needs train.mode convergent (it weights the acceptance test)")
+        if self.train.descent_weight > 0 and not hasattr(self.model, "step_rule"):
+            raise ValueError("train.descent_weight needs LPAM-net (it weights the acceptance test of its steps)")
         if self.train.batch_size < 1 or self.train.checkpoint_every < 1 or self.data.mask.pool < 1:
             raise ValueError("train.batch_size, train.checkpoint_every and data.mask.pool must be >= 1")
         self._validate_counts()

@@ -239,7 +239,7 @@ def _resumed_position(started: dict, config: TrainConfig, position: Position) ->
             and new_schedule[last]["epochs"] > old_schedule[last]["epochs"]):
         position = Position(last, old_schedule[last]["epochs"], 0, position.global_step, position.global_epoch)
     extends = len(new_schedule) >= len(old_schedule) and all(
-        n["phases"] == o["phases"] and (n["epochs"] == o["epochs"] if i < position.stage else n["epochs"] >= o["epochs"])
+        n["phases"] == o["phases"] and n.get("mode") == o.get("mode") and (n["epochs"] == o["epochs"] if i < position.stage else n["epochs"] >= o["epochs"])
         for i, (o, n) in enumerate(zip(old_schedule, new_schedule))
     )
     if old != new or not extends:
@@ -319,8 +319,10 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, quiet:
             started = time.perf_counter()
             kspace, masks, targets, maps = make_batch(images, batches[b], config, (position.stage, position.epoch),
                                                       measured_coils)
-            recon = network(kspace.to(device), masks.to(device), phases=stage.phases, mode=config.train.mode,
-                            maps=None if maps is None else maps.to(device))
+            options = {"measure_descent": True} if config.train.descent_weight > 0 else {}
+            recon = network(kspace.to(device), masks.to(device), phases=stage.phases,
+                            mode=config.train.stage_mode(stage), maps=None if maps is None else maps.to(device),
+                            **options)
             loss = training_loss(recon, targets.to(device), config.train.ssim_weight)
             if config.train.descent_weight > 0:
                 loss = loss + config.train.descent_weight * model.descent_violation
@@ -348,7 +350,8 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, quiet:
             position.stage, position.epoch = position.stage + 1, 0
         if not group.is_main:
             continue
-        metrics = validate(model, val_data, stage.phases, config.train.mode, config.data.contrasts, device)
+        metrics = validate(model, val_data, stage.phases, config.train.stage_mode(stage), config.data.contrasts,
+                           device)
         psnr = {c: metrics[c]["psnr"]["mean"] for c in config.data.contrasts}
         ssim = {c: metrics[c]["ssim"]["mean"] for c in config.data.contrasts}
         row = {"epoch": finished_epoch, "step": position.global_step, "phases": stage.phases}
