@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from lpam.checkpoint import load_model
-from lpam.cli import parse_slices
+from lpam.options import parse_slices
 from lpam.data.embedded import load_split, simulate_kspace
 from lpam.io import save_json
 from lpam.metrics import evaluate_contrasts

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from lpam.checkpoint import load_model
-from lpam.cli import parse_slices
+from lpam.options import parse_slices
 from lpam.data.sources import load_evaluation_data
 from lpam.evaluation import evaluate_method, network_reconstructor, summary, tv_reconstructor
 from lpam.io import atomic_path, save_json

@@ -8,19 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 from lpam.algorithm.lpam import Constants
-
-
-def parse_slices(text: str | None) -> slice | list[int] | None:
-    """'0:4' -> slice(0, 4); '3' or '1,5,9' -> a list of indices; None -> all."""
-    if text is None:
-        return None
-    try:
-        if ":" in text:
-            start, _, stop = text.partition(":")
-            return slice(int(start) if start else None, int(stop) if stop else None)
-        return [int(part) for part in text.split(",")]
-    except ValueError:
-        raise ValueError(f"--slices takes 'start:stop' or comma-separated indices, got {text!r}") from None
+from lpam.options import parse_slices
 
 
 def add_mask_options(parser: argparse.ArgumentParser, kind: str = "radial") -> None:

@@ -2,7 +2,8 @@
 not silently configure something else), and every value is checked against its field's type (a string
 where a number belongs, or "no" for a yes/no option, is an error naming the key, the value and what is
 expected). Numbers written the usual ways work: :func:`load_yaml` reads 5e-4 as a number (PyYAML's YAML
-1.1 reads it as a string), and a whole number is a valid float."""
+1.1 reads it as a string), and a whole number is a valid float. Also the ``--slices`` syntax shared by the
+commands and scripts (:func:`parse_slices`)."""
 from __future__ import annotations
 
 import dataclasses
@@ -132,3 +133,16 @@ def check_unique(names: Sequence[str], what: str = "--contrasts") -> list[str]:
             raise ValueError(f"{what} lists {name} twice ({', '.join(names)}); give each once")
         seen[name.casefold()] = name
     return list(names)
+
+
+def parse_slices(text: str | None) -> slice | list[int] | None:
+    """'0:4' -> slice(0, 4); '3' or '1,5,9' -> a list of indices; None -> all."""
+    if text is None:
+        return None
+    try:
+        if ":" in text:
+            start, _, stop = text.partition(":")
+            return slice(int(start) if start else None, int(stop) if stop else None)
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--slices takes 'start:stop' or comma-separated indices, got {text!r}") from None
