@@ -196,8 +196,8 @@ def test_descent_violation_is_zero_exactly_for_sufficient_decrease():
     eps = torch.full((1, 1), 0.1)
     good = [0.5 * b for b in x]  # Phi falls by far more than ||u - x||^2 / a
     bad = [2.0 * b for b in x]  # Phi rises
-    assert descent_violation(objective, x, good, eps, a=100.0)[0].item() == 0.0
-    assert descent_violation(objective, x, bad, eps, a=100.0)[0].item() > 0.0
+    assert descent_violation(objective, x, good, eps, a=100.0).item() == 0.0
+    assert descent_violation(objective, x, bad, eps, a=100.0).item() > 0.0
 
 
 def test_new_options_are_checked():

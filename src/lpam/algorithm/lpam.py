@@ -248,14 +248,12 @@ def safeguard_step(
     return _select(failed, x, v), backtracks, failed
 
 
-def descent_violation(objective: Objective, x: Blocks, u: Blocks, eps: torch.Tensor,
-                      a: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """relu((Phi_eps(u) - Phi_eps(x)) / ||u - x||^2 + 1/a) per sample, with its autograd graph, and Phi_eps(u):
-    zero exactly when the candidate meets the sufficient decrease of the acceptance test, so that training
-    can push rejected learned steps towards acceptance (the test itself is a decision and passes no gradient)."""
+def descent_violation(objective: Objective, x: Blocks, u: Blocks, eps: torch.Tensor, a: float) -> torch.Tensor:
+    """relu((Phi_eps(u) - Phi_eps(x)) / ||u - x||^2 + 1/a) per sample, with its autograd graph: zero exactly
+    when the candidate meets the sufficient decrease of the acceptance test, so that training can push
+    rejected learned steps towards acceptance (the test itself is a decision and passes no gradient)."""
     step_sq = squared_distance(u, x).detach().clamp_min(torch.finfo(eps.dtype).tiny)
-    phi_u = objective.value(u, eps)
-    return torch.relu((phi_u - objective.value(x, eps)) / step_sq + 1 / a), phi_u
+    return torch.relu((objective.value(u, eps) - objective.value(x, eps)) / step_sq + 1 / a)
 
 
 def lpam_iteration(
@@ -273,35 +271,34 @@ def lpam_iteration(
     x = state.blocks
     batch = x[0].shape[0]
     u = residual_candidate(objective, state, steps)
-    violation, phi_u = state.violation, None
+    violation = state.violation
     if measure_violation:
-        sample_violation, phi_u = descent_violation(objective, x, u, state.eps, constants.a)
-        violation = violation + sample_violation
+        violation = violation + descent_violation(objective, x, u, state.eps, constants.a)
     accepted = torch.ones(batch, dtype=torch.bool, device=x[0].device)
     backtracks = torch.zeros(batch, dtype=torch.long, device=x[0].device)
     failed = torch.zeros_like(accepted)
+    new_blocks, at_new = u, None  # at_new: (Phi_eps, grad Phi_eps) at x^{k+1} when already evaluated
     if safeguard:
         phi_x, grads_x = state.cached if state.cached is not None else _evaluate_detached(objective, x, state.eps)
+        phi_u, grads_u = _evaluate_detached(objective, u, state.eps)  # x^{k+1}'s values if u is accepted
         with torch.no_grad():
             step_sq = squared_distance(u, x)
-            phi_u = objective.value(u, state.eps) if phi_u is None else phi_u.detach()
             accepted = (gradient_norm(grads_x) <= constants.a * step_sq.sqrt()) & (
                 phi_u - phi_x <= -step_sq / constants.a
             )
-        new_blocks = u
+        at_new = (phi_u, grads_u)
         if not accepted.all():
             v, backtracks, failed = safeguard_step(objective, state, steps, constants, phi_x, grads_x, ~accepted)
-            new_blocks = _select(accepted, u, v)
-    else:
-        new_blocks = u
-    new_blocks = _select(state.done, x, new_blocks)
+            new_blocks, at_new = _select(accepted, u, v), None
+    if state.done.any():
+        new_blocks, at_new = _select(state.done, x, new_blocks), None
     check_finite([b.detach() for b in new_blocks], "LPAM iterate (try smaller step sizes)")
 
     eps = state.eps
     cached = None
     phi_new = grad_norm = None
     if eps_decay or record or safeguard:
-        phi_new, grads_new = _evaluate_detached(objective, new_blocks, eps)
+        phi_new, grads_new = at_new if at_new is not None else _evaluate_detached(objective, new_blocks, eps)
         grad_norm = gradient_norm(grads_new)
         if not torch.isfinite(phi_new.detach()).all():
             raise FloatingPointError("Phi_eps is not finite at the new iterate")
