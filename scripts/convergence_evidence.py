@@ -1,6 +1,6 @@
-"""Evidence for the convergent LPAM-net (docs/convergent.md): the demo's test slices at 20% radial, each
-network run for 4K phases, PSNR / Phi_eps / eps / ||grad Phi_eps|| against the phase and the acceptance
-rate per phase, for the convergent-trained and the plain-trained (default) weights, each in both modes.
+"""Evidence for the convergent LPAM-net (docs/method.md section 4b): the demo's test slices at 20% radial,
+each network run for 4K phases, PSNR / Phi_eps / eps / ||grad Phi_eps|| against the phase and the acceptance
+rate per phase, for the default (convergent) and the plain-trained weights, each in both modes.
 
     python scripts/convergence_evidence.py [--slices 0:20] [--depth 4] [--out docs/convergent]
 
@@ -11,6 +11,7 @@ eps is reduced within the K trained phases, and ||grad Phi_eps|| just after the 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import matplotlib
@@ -29,10 +30,10 @@ from lpam.metrics import evaluate_contrasts  # noqa: E402
 from lpam.physics.masks import MaskSpec  # noqa: E402
 
 RUNS = {  # label -> (weights file, mode)
-    "convergent-trained, convergent": ("lpam_net_joint_radial20_convergent.pt", "convergent"),
-    "convergent-trained, plain": ("lpam_net_joint_radial20_convergent.pt", "plain"),
-    "plain-trained (default), plain": ("lpam_net_joint_radial20.pt", "plain"),
-    "plain-trained (default), convergent": ("lpam_net_joint_radial20.pt", "convergent"),
+    "convergent (default), convergent": ("lpam_net_joint_radial20.pt", "convergent"),
+    "convergent (default), plain": ("lpam_net_joint_radial20.pt", "plain"),
+    "plain-trained, plain": ("lpam_net_joint_radial20_plain.pt", "plain"),
+    "plain-trained, convergent": ("lpam_net_joint_radial20_plain.pt", "convergent"),
 }
 # Phi_eps may rise by float32 round-off between equal-eps iterates; a rise above this relative size counts
 PHI_TOLERANCE = 1e-6
@@ -157,6 +158,8 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=4, help="run to this multiple of the trained K")
     parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
     parser.add_argument("--out", default="docs/convergent")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the results of the runs not rerun from OUT/evidence.json (same slices and depth)")
     args = parser.parse_args()
     start, _, stop = args.slices.partition(":")
     data = load_split("test", slices=slice(int(start), int(stop)))
@@ -165,6 +168,9 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results, trained_phases = {}, None
+    if args.keep and (out / "evidence.json").is_file():
+        stored = json.loads((out / "evidence.json").read_text())
+        results = {label: stored[label] for label in RUNS if label in stored and label not in args.runs}
     for label in args.runs:
         weights, mode = RUNS[label]
         model = load_model(WEIGHTS_DIR / weights)
@@ -174,6 +180,7 @@ def main() -> None:
         print(label, {d: v for d, v in results[label]["psnr"].items()},
               {k: results[label][k] for k in ("acceptance_within_K", "min_eps_reductions_within_K")
                if k in results[label]})
+    results = {label: results[label] for label in RUNS if label in results}
     plot(results, trained_phases, out)
     save_json(results, out / "evidence.json")
     (out / "evidence.md").write_text(markdown(results, len(data.axial_indices)))

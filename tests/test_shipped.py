@@ -14,7 +14,7 @@ from lpam.problem import zero_filled
 PAIR, TRIPLE = ("T1", "T2"), ("T1", "T2", "PD")
 EXPECTED = {  # file: (model type, coupling, parameter range, contrasts)
     "lpam_net_joint_radial20.pt": ("lpam-net", "joint", (50_000, 60_000), PAIR),
-    "lpam_net_joint_radial20_convergent.pt": ("lpam-net", "joint", (50_000, 60_000), PAIR),
+    "lpam_net_joint_radial20_plain.pt": ("lpam-net", "joint", (50_000, 60_000), PAIR),
     "lpam_net_separate_radial20.pt": ("lpam-net", "separate", (100_000, 120_000), PAIR),
     "unet_joint_radial20.pt": ("unet", None, (1_000_000, 3_000_000), PAIR),
     "lpam_net_joint3_radial20.pt": ("lpam-net", "joint", (50_000, 60_000), TRIPLE),
@@ -57,10 +57,10 @@ MIN_ACCEPTANCE = 0.9
 MAX_PLAIN_GAP_DB = 0.3
 
 
-def test_convergent_trained_weights_keep_the_convergence_guarantee():
-    """Convergent mode of the convergent-trained weights: Phi_eps never rises while eps is constant, >= 90% of the
+def test_default_weights_keep_the_convergence_guarantee():
+    """Convergent mode of the default (convergent) weights: Phi_eps never rises while eps is constant, >= 90% of the
     phases accept the learned step, eps is reduced, and plain mode is within 0.3 dB of convergent mode."""
-    model = load_model(WEIGHTS / "lpam_net_joint_radial20_convergent.pt")
+    model = load_model(WEIGHTS / "lpam_net_joint_radial20.pt")
     assert model.config.step_rule == "descent" and model.config.padding == "circular"
     images = load_split("test", slices=[10]).images
     mask = MaskSpec().build((160, 180))

@@ -19,7 +19,7 @@ from lpam.models.registry import build_model, model_config_from_dict, model_type
 
 FORMAT = "lpam-checkpoint-v1"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-SHIPPED_WEIGHTS = WEIGHTS_DIR / "lpam_net_joint_radial20.pt"  # the default (plain-trained) LPAM-net
+SHIPPED_WEIGHTS = WEIGHTS_DIR / "lpam_net_joint_radial20.pt"  # the default, convergent LPAM-net (docs/method.md section 4b)
 CHECKSUM_KEY = "tensor_sha256"
 TRAINING_KEYS = ("position", "optimizer", "best_score", "train_config")  # what `lpam train --resume` needs
 

@@ -286,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="contrasts reconstructed jointly, e.g. T1 T2 PD (the embedded data has a synthetic PD)")
     p.add_argument("--slices", default=None, help="positions in the split (default: all; the embedded test slab has 20)")
     p.add_argument("--subset-every", type=int, default=5,
-                   help="masks other than radial-0.20, and the convergent net, run on every N-th slice")
+                   help="masks other than radial-0.20 run on every N-th slice")
     p.add_argument("--tv-iterations", type=int, default=300)
     p.add_argument("--retrain", action="store_true",
                    help="train each learned model for each mask (runs in OUT/runs, resumable) instead of the shipped "

@@ -309,7 +309,7 @@ def run_benchmark(
         bar.set_postfix(mask=mask_label, method=method)
         sampling = BENCHMARK_MASKS[mask_label].build(tuple(dataset.images.shape[-2:]))
         achieved[mask_label] = float(sampling.float().mean())
-        positions = full if mask_label == PRIMARY_MASK and method != "lpam-net-convergent" else subset
+        positions = full if mask_label == PRIMARY_MASK else subset
         if method == "zero-filled":
             reconstruct = zero_filled
         elif method in ("joint-tv", "separate-tv"):
@@ -341,7 +341,7 @@ def run_benchmark(
         + (" (the embedded ICBM slab)" if dataset.source.startswith("embedded") else "")
         + (", measured k-space" if dataset.measured else ", k-space simulated from the magnitudes")
         + f"; {PRIMARY_MASK} on all {len(full)} slices ({dataset.slice_ids[0]}-{dataset.slice_ids[-1]}); the other masks "
-        f"and lpam-net-convergent (‡) on the fixed subset of every {subset_every}th slice "
+        f"on the fixed subset of every {subset_every}th slice "
         f"({', '.join(str(dataset.slice_ids[p]) for p in subset)}) to stay within time.",
         "† a learned model applied to a mask it was not trained on (the shipped models are trained on radial 20%; "
         "`lpam benchmark --retrain` trains one per mask).",
@@ -368,10 +368,11 @@ def _write_benchmark(out: Path, metrics: dict, results: dict[str, dict[str, Meth
     psnr_curves(metrics["subset_methods"], metrics["masks"], dataset.contrasts, out / "psnr_vs_rate.png",
                 title=f"PSNR vs sampling rate ({dataset.source} subset, {len(subset)} slices)")
     for mask_label, result in results.get("lpam-net-convergent", {}).items():
+        positions = list(range(dataset.images.shape[0])) if len(result.per_slice) == dataset.images.shape[0] else subset
         if mask_label == PRIMARY_MASK or PRIMARY_MASK not in masks:
             convergence_plot(result.history.per_sample(0), out / "convergent_phases.png", xlabel="phase",
-                             title=f"lpam-net convergent mode, {mask_label}, slice {dataset.slice_ids[subset[0]]}")
-            save_json(history_json(result.history, [dataset.slice_ids[p] for p in subset]), out / "history_convergent.json")
+                             title=f"lpam-net convergent mode, {mask_label}, slice {dataset.slice_ids[positions[0]]}")
+            save_json(history_json(result.history, [dataset.slice_ids[p] for p in positions]), out / "history_convergent.json")
             break
 
 

@@ -25,10 +25,11 @@ class LearnedMethod:
 
 
 LEARNED: dict[str, LearnedMethod] = {
+    # the default weights, a convergent network (docs/method.md section 4b), in both modes
     "lpam-net": LearnedMethod("lpam_net_joint_radial20.pt"),
     "lpam-net-convergent": LearnedMethod("lpam_net_joint_radial20.pt", "convergent"),
-    # work in progress (docs/convergent.md): LPAM-net trained with the convergence machinery on
-    "lpam-net-convergent-trained": LearnedMethod("lpam_net_joint_radial20_convergent.pt", "convergent"),
+    # the earlier default, trained in plain mode with the free step rule: for comparison
+    "lpam-net-plain-trained": LearnedMethod("lpam_net_joint_radial20_plain.pt"),
     "lpam-net-separate": LearnedMethod("lpam_net_separate_radial20.pt"),
     "unet-joint": LearnedMethod("unet_joint_radial20.pt"),
     "lpam-net-3c": LearnedMethod("lpam_net_joint3_radial20.pt", contrasts=("T1", "T2", "PD")),
