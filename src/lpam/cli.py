@@ -9,6 +9,7 @@ from typing import Sequence
 
 from lpam.algorithm.lpam import Constants
 from lpam.options import parse_slices
+from lpam.regularizers.tv import BOUNDARIES
 
 
 def add_mask_options(parser: argparse.ArgumentParser, kind: str = "radial") -> None:
@@ -220,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lam", type=float, default=None, help="TV weight (default: tuned on the validation slab)")
     p.add_argument("--eps0", type=float, default=None, help="starting eps (default: tuned)")
     p.add_argument("--noise", type=float, default=0.0, help="std of complex k-space noise")
-    p.add_argument("--tv-boundary", choices=["zero", "circular"], default="zero",
+    p.add_argument("--tv-boundary", choices=BOUNDARIES, default="zero",
                    help="TV's differences at the last row / column: zero (the published code) or periodic")
     p.add_argument("--a", type=float, default=Constants.a)
     p.add_argument("--c", type=float, default=Constants.c)

@@ -368,7 +368,7 @@ def _write_benchmark(out: Path, metrics: dict, results: dict[str, dict[str, Meth
     psnr_curves(metrics["subset_methods"], metrics["masks"], dataset.contrasts, out / "psnr_vs_rate.png",
                 title=f"PSNR vs sampling rate ({dataset.source} subset, {len(subset)} slices)")
     for mask_label, result in results.get("lpam-net-convergent", {}).items():
-        positions = list(range(dataset.images.shape[0])) if len(result.per_slice) == dataset.images.shape[0] else subset
+        positions = list(result.per_slice)  # the slices it ran on, in order
         if mask_label == PRIMARY_MASK or PRIMARY_MASK not in masks:
             convergence_plot(result.history.per_sample(0), out / "convergent_phases.png", xlabel="phase",
                              title=f"lpam-net convergent mode, {mask_label}, slice {dataset.slice_ids[positions[0]]}")

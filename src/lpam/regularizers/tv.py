@@ -2,7 +2,8 @@
 
 g(x) = forward differences D of the real and imaginary parts of each block, both directions: zero at the
 last row / column (``boundary="zero"``, the published code's choice) or periodic (``boundary="circular"``,
-consistent with the FFT's periodic image and with LPAM-net's circular padding). ``joint``: R = lam sum_i ||(D x_1, ..., D x_N)_i|| (one term over all blocks);
+consistent with the FFT's periodic image and with LPAM-net's circular padding).
+``joint``: R = lam sum_i ||(D x_1, ..., D x_N)_i|| (one term over all blocks);
 ``separate``: R = lam sum_j sum_i ||(D x_j)_i|| (one term per block). J_g^T = D^T is written by hand.
 """
 from __future__ import annotations

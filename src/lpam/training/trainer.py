@@ -239,7 +239,8 @@ def _resumed_position(started: dict, config: TrainConfig, position: Position) ->
             and new_schedule[last]["epochs"] > old_schedule[last]["epochs"]):
         position = Position(last, old_schedule[last]["epochs"], 0, position.global_step, position.global_epoch)
     extends = len(new_schedule) >= len(old_schedule) and all(
-        n["phases"] == o["phases"] and n.get("mode") == o.get("mode") and (n["epochs"] == o["epochs"] if i < position.stage else n["epochs"] >= o["epochs"])
+        n["phases"] == o["phases"] and n.get("mode") == o.get("mode")
+        and (n["epochs"] == o["epochs"] if i < position.stage else n["epochs"] >= o["epochs"])
         for i, (o, n) in enumerate(zip(old_schedule, new_schedule))
     )
     if old != new or not extends:
@@ -319,6 +320,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, quiet:
             started = time.perf_counter()
             kspace, masks, targets, maps = make_batch(images, batches[b], config, (position.stage, position.epoch),
                                                       measured_coils)
+            # only LPAM-net takes measure_descent (config.validate allows descent_weight for it alone)
             options = {"measure_descent": True} if config.train.descent_weight > 0 else {}
             recon = network(kspace.to(device), masks.to(device), phases=stage.phases,
                             mode=config.train.stage_mode(stage), maps=None if maps is None else maps.to(device),
