@@ -210,3 +210,33 @@ def test_new_options_are_checked():
     with pytest.raises(ValueError, match="constant sigma"):
         LPAMNetConfig(constants={"sigma": -1.0})
     assert LPAMNet(LPAMNetConfig(phases=2, features=8, constants={"sigma": 300.0})).constants.sigma == 300.0
+    for bad in (0.0, -1.0, True, "0.9"):
+        with pytest.raises(ValueError, match="intensity_reference"):
+            LPAMNetConfig(intensity_reference=bad)
+
+
+@pytest.mark.parametrize("mode", ["plain", "convergent"])
+@pytest.mark.parametrize("factor", [0.05, 0.5, 3.0])
+def test_intensity_reference_makes_the_network_scale_equivariant(mode, factor):
+    """LPAM-net(c y) = c LPAM-net(y), per contrast, and the history is that of the normalised problem."""
+    torch.manual_seed(0)
+    model = LPAMNet(LPAMNetConfig(phases=3, features=8, step_rule="descent", reg_weight_init=0.01,
+                                  intensity_reference=0.9))
+    kspace, mask, _ = sample()
+    factors = torch.tensor([factor, 1.0]).reshape(1, 2, 1, 1)  # contrasts scaled independently
+    histories = [History(), History()]
+    with torch.no_grad():
+        out = model(kspace, mask, mode=mode, history=histories[0])
+        scaled = model(kspace * factors, mask, mode=mode, history=histories[1])
+    torch.testing.assert_close(scaled, out * factors, rtol=1e-4, atol=1e-5 * float(out.abs().max()))
+    torch.testing.assert_close(torch.tensor(histories[1].phi), torch.tensor(histories[0].phi), rtol=1e-4, atol=1e-6)
+
+
+def test_without_intensity_reference_scale_changes_the_output():
+    """The default (no normalisation) is not equivariant: the test above can fail."""
+    torch.manual_seed(0)
+    model = LPAMNet(LPAMNetConfig(phases=3, features=8))
+    kspace, mask, _ = sample()
+    with torch.no_grad():
+        out, scaled = model(kspace, mask), model(0.05 * kspace, mask)
+    assert (scaled - 0.05 * out).abs().max() > 1e-3 * float(0.05 * out.abs().max())

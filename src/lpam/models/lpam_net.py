@@ -15,6 +15,12 @@ Two step rules (docs/method.md section 4b):
   learned objective that the acceptance test, the safeguard and the eps rule use.
 
 Phases past the trained K repeat the step sizes of the last phase, so ``phases`` may exceed K.
+
+With ``intensity_reference`` r set, the network is scale-equivariant (docs/method.md section 4c): each
+contrast's k-space is divided by s_j = q_j / r, q_j the 99th percentile of |A_j^H y_j|, the phases solve the
+normalised problem (their Phi_eps, eps and history are those of y / s) and the output is multiplied by s_j.
+So LPAM-net(c y) = c LPAM-net(y) for any c > 0, and users' scans scaled unlike the training data see the
+network's trained regime.
 """
 from __future__ import annotations
 
@@ -36,6 +42,7 @@ MODES = ("plain", "convergent")
 INITIAL_IMAGES = ("zero-filled", "learned")
 STEP_RULES = ("free", "descent")
 PADDINGS = ("zeros", "circular")
+INTENSITY_QUANTILE = 0.99  # the normalising statistic: robust to the background fraction and to a few bright pixels
 
 
 @dataclass
@@ -57,6 +64,7 @@ class LPAMNetConfig:
     step_rule: str = "free"
     reg_weight_init: float = 1.0
     padding: str = "zeros"
+    intensity_reference: float | None = None  # q99 of |A^H y| is mapped to this value (None: no normalisation)
     constants: dict | None = None  # the network's a, c, sigma, gamma, rho, max_backtracks (lpam.algorithm.lpam.Constants)
 
     def __post_init__(self) -> None:
@@ -71,6 +79,10 @@ class LPAMNetConfig:
             raise ValueError(f"phases must be >= 1, got {self.phases}")
         if not self.reg_weight_init > 0:
             raise ValueError(f"reg_weight_init must be positive, got {self.reg_weight_init}")
+        reference = self.intensity_reference
+        if reference is not None and (isinstance(reference, bool) or not isinstance(reference, (int, float))
+                                      or not reference > 0):
+            raise ValueError(f"intensity_reference must be a positive number or null, got {reference!r}")
         if self.step_rule == "free" and self.reg_weight_init != 1.0:
             raise ValueError("reg_weight_init applies to step_rule 'descent' (the free rule keeps the weight in tau)")
         if self.constants is not None:
@@ -157,6 +169,16 @@ class LPAMNet(nn.Module):
         weight = self.tau if self.config.step_rule == "free" else self.log_reg_weight
         return [self.alpha, weight, self.abar, self.eps0]
 
+    def intensity_scale(self, adjoint_images: torch.Tensor) -> torch.Tensor:
+        """s (B, C, 1, 1) with s_j = q_j / r, q_j = quantile_0.99 |A_j^H y_j| per sample (1 without a
+        reference or for an all-zero contrast); a constant of the data, so no gradient flows through it."""
+        reference = self.config.intensity_reference
+        ones = adjoint_images.real.new_ones(adjoint_images.shape[:2] + (1, 1))
+        if reference is None:
+            return ones
+        level = torch.quantile(adjoint_images.detach().abs().flatten(2), INTENSITY_QUANTILE, dim=2)
+        return torch.where(level > 0, level / reference, 1.0).reshape(ones.shape)
+
     def initial_image(self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None) -> torch.Tensor:
         """x0 = A^H y (SENSE-combined with coil ``maps``), or the learned k-space initialiser (single-coil)."""
         if self.initializer is None:
@@ -193,8 +215,11 @@ class LPAMNet(nn.Module):
         if kspace.shape[1] != self.config.contrasts:
             raise ValueError(f"model expects {self.config.contrasts} contrasts, k-space has {kspace.shape[1]}")
         mask = mask.to(kspace.device)
+        adjoint_images = zero_filled(kspace, mask, maps)
+        scale = self.intensity_scale(adjoint_images)
+        kspace = kspace / scale.reshape(scale.shape[:2] + (1,) * (kspace.ndim - 2)).to(kspace.dtype)
         objective = mri_objective(kspace, mask, self.regularizer(), maps)
-        x0 = self.initial_image(kspace, mask, maps)
+        x0 = adjoint_images / scale if self.initializer is None else self.initial_image(kspace, mask, maps)
         state = initial_state(list(x0.unbind(1)), self.eps0.abs(), len(self.eps0))
         convergent = mode == "convergent"
         measure = measure_descent and self.training and torch.is_grad_enabled()
@@ -206,10 +231,10 @@ class LPAMNet(nn.Module):
             if history is not None:
                 history.append(record)
             if iterates is not None:
-                iterates.append(torch.stack(state.blocks, dim=1).detach())
+                iterates.append(torch.stack(state.blocks, dim=1).detach() * scale)
         # mean over phases and samples of the descent violation of the learned steps (0 outside training)
         self.descent_violation = state.violation.mean() / phases if measure else torch.zeros(())
-        return torch.stack(state.blocks, dim=1)
+        return torch.stack(state.blocks, dim=1) * scale
 
 
 def count_parameters(model: nn.Module) -> int:
