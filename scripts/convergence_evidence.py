@@ -156,7 +156,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--slices", default="0:20", help="start:stop positions in the test slab")
     parser.add_argument("--depth", type=int, default=4, help="run to this multiple of the trained K")
-    parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
+    parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS), metavar="RUN",
+                        help="which network, mode pairs to run (quote each): " + "; ".join(RUNS))
     parser.add_argument("--out", default="docs/convergent")
     parser.add_argument("--keep", action="store_true",
                         help="keep the results of the runs not rerun from OUT/evidence.json (same slices and depth)")
