@@ -20,10 +20,23 @@ COIL_MAPS = ("simulated", "measured")
 
 @dataclass
 class MaskConfig(MaskSpec):
-    """Sampling mask of the training data: each sample draws one of ``pool`` masks (seeds ``seed`` ..
-    ``seed + pool - 1``); validation uses the mask of seed ``seed``."""
+    """Sampling masks of the training data: each sample draws one of ``pool`` masks, mask i with seed
+    ``seed + i``. ``mix`` lists further mask settings (kind, rate or acceleration, centre; their own seed is
+    not used) trained alongside the main one: mask i takes setting i mod (1 + len(mix)), the main setting
+    first. Validation uses mask 0 (the main setting), or with ``mix`` mask i mod (1 + len(mix)) on
+    validation slice i, so that every setting is validated."""
 
     pool: int = 64
+    mix: list[MaskSpec] = field(default_factory=list)
+
+    def settings(self) -> list[MaskSpec]:
+        """The main setting, then those of ``mix``."""
+        return [self, *self.mix]
+
+    def setting(self, index: int) -> MaskSpec:
+        """The setting of pool mask ``index``."""
+        settings = self.settings()
+        return settings[index % len(settings)]
 
 
 @dataclass
@@ -91,8 +104,11 @@ class TrainConfig:
         checked_options(cls, raw, "config top-level")
         data_raw = dict(checked_options(DataConfig, dict(raw.get("data") or {}), "data section", prefix="data"))
         if "mask" in data_raw:
-            data_raw["mask"] = MaskConfig(**checked_options(MaskConfig, dict(data_raw["mask"]), "data.mask section",
-                                                            prefix="data.mask"))
+            mask_raw = dict(checked_options(MaskConfig, dict(data_raw["mask"]), "data.mask section", prefix="data.mask"))
+            mask_raw["mix"] = [MaskSpec(**checked_options(MaskSpec, dict(entry), "data.mask.mix entry",
+                                                          prefix="data.mask.mix"))
+                               for entry in mask_raw.get("mix", [])]
+            data_raw["mask"] = MaskConfig(**mask_raw)
         if "augment" in data_raw:
             data_raw["augment"] = AugmentConfig.from_dict(dict(data_raw["augment"]))
         train_raw = dict(checked_options(TrainSettings, dict(raw.get("train") or {}), "train section", prefix="train"))

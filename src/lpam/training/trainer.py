@@ -35,7 +35,7 @@ from lpam.io import atomic_path
 from lpam.metrics import evaluate_contrasts
 from lpam.models.lpam_net import LPAMNet
 from lpam.models.registry import build_model
-from lpam.physics.coils import sensitivity_combine, simulate_coil_maps
+from lpam.physics.coils import mask_per_coil, sensitivity_combine, simulate_coil_maps
 from lpam.physics.masks import make_mask
 from lpam.training.augment import augment_images, augment_measured, augment_measured_coils, noise_level, random_phase
 from lpam.training.config import MaskConfig, TrainConfig
@@ -51,9 +51,20 @@ def _cached_mask(kind: str, shape: tuple[int, int], rate: float | None, accelera
 
 
 def mask_for(config: MaskConfig, shape: tuple[int, int], index: int) -> torch.Tensor:
-    """Mask number ``index`` of the pool: seed ``config.seed + index`` (cached: masks are reused)."""
-    return _cached_mask(config.kind, tuple(shape), config.rate, config.acceleration, config.center_fraction,
+    """Mask number ``index`` of the pool: the setting :meth:`MaskConfig.setting` gives it, seed
+    ``config.seed + index`` (cached: masks are reused)."""
+    setting = config.setting(index)
+    return _cached_mask(setting.kind, tuple(shape), setting.rate, setting.acceleration, setting.center_fraction,
                         config.seed + index)
+
+
+def validation_masks(config: MaskConfig, shape: tuple[int, int], count: int) -> torch.Tensor:
+    """The validation mask: mask 0 of the pool (H, W); with a mask ``mix``, mask i mod (1 + len(mix)) for
+    validation slice i, (count, 1, H, W), so that every setting of the mix is validated."""
+    if not config.mix:
+        return mask_for(config, shape, 0)
+    settings = len(config.settings())
+    return torch.stack([mask_for(config, shape, i % settings) for i in range(count)])[:, None]
 
 
 @lru_cache(maxsize=8)
@@ -147,11 +158,11 @@ def validation_data(config: TrainConfig) -> ValidationData:
     chosen = slice(config.train.val_slices)
     images = split.images[chosen]
     shape = tuple(images.shape[-2:])
-    mask = mask_for(config.data.mask, shape, 0)
+    mask = validation_masks(config.data.mask, shape, images.shape[0])
     measured_coils = stored_coils(split, config)
     if measured_coils is not None:
         coil_images, maps = (tensor[chosen] for tensor in measured_coils)
-        return simulate_kspace(coil_images, mask), mask, images.abs(), maps
+        return simulate_kspace(coil_images, mask_per_coil(mask)), mask, images.abs(), maps
     if config.data.coils is None:
         return simulate_kspace(images, mask), mask, images.abs(), None
     maps = coil_maps_for(config.data.coils, shape)
@@ -164,8 +175,8 @@ def validate(model: nn.Module, data: ValidationData, phases: int, mode: str, con
     """scikit-image metrics per contrast on the validation slab, one slice at a time."""
     kspace, mask, images, maps = data
     model.eval()
-    recons = [model(kspace[i : i + 1].to(device), mask.to(device), phases=phases, mode=mode,
-                    maps=None if maps is None else maps[i : i + 1].to(device)).cpu()
+    recons = [model(kspace[i : i + 1].to(device), (mask[i] if mask.ndim == 4 else mask).to(device), phases=phases,
+                    mode=mode, maps=None if maps is None else maps[i : i + 1].to(device)).cpu()
               for i in range(kspace.shape[0])]
     model.train()
     return evaluate_contrasts(torch.cat(recons).numpy(), images.numpy(), contrasts)
