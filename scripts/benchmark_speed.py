@@ -46,10 +46,11 @@ def matmul_rate(repeats: int, device: torch.device) -> float:
 def one_pair(device: torch.device):
     from lpam.data.embedded import load_split, simulate_kspace
     from lpam.physics.masks import MaskSpec
+    from lpam.physics.mri import MRIPhysics
 
     images = load_split("test", slices=[10]).images
     mask = MaskSpec().build(tuple(images.shape[-2:]))
-    return simulate_kspace(images, mask).to(device), mask.to(device), images.to(device)
+    return simulate_kspace(images, mask).to(device), MRIPhysics(mask, images.shape[1]).to(device), images.to(device)
 
 
 def run_part(part: str, checkpoint: str | None, repeats: int, device: torch.device, phases: int | None) -> dict:
@@ -62,20 +63,20 @@ def run_part(part: str, checkpoint: str | None, repeats: int, device: torch.devi
         return {"matmul_flops_per_second": matmul_rate(repeats, device)}
     model = load_model(checkpoint, map_location=device)
     phases = phases or model.config.phases
-    kspace, mask, images = one_pair(device)
+    kspace, physics, images = one_pair(device)
     if part == "train-step":
         model.train()
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-6)
 
         def step() -> None:
-            loss = training_loss(model(kspace, mask, phases=phases), images, 0.1)
+            loss = training_loss(model(kspace, physics, phases=phases), images, 0.1)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
     else:
         def step() -> None:
             with torch.no_grad():
-                model(kspace, mask, phases=phases, mode=part)
+                model(kspace, physics, phases=phases, mode=part)
     step()  # warm-up
     with FlopCounterMode(display=False) as counter:
         step()

@@ -24,18 +24,19 @@ from lpam.checkpoint import WEIGHTS_DIR, load_model  # noqa: E402
 from lpam.data.embedded import load_split, simulate_kspace  # noqa: E402
 from lpam.io import save_json  # noqa: E402
 from lpam.physics.masks import MaskSpec  # noqa: E402
+from lpam.physics.mri import MRIPhysics  # noqa: E402
 from lpam.workflows import is_convergent_network, run_network  # noqa: E402
 
 SHOWN_ROWS = 24  # the last rows shown in the figure
 INTERIOR = slice(20, -20)  # rows away from both field-of-view edges: the reference error level
 
 
-def mean_error(weights: str, kspace: torch.Tensor, mask: torch.Tensor, truth: np.ndarray) -> np.ndarray:
+def mean_error(weights: str, kspace: torch.Tensor, physics: MRIPhysics, truth: np.ndarray) -> np.ndarray:
     """|x - truth| averaged over the slices, (C, H, W), for the network in its natural mode."""
     model = load_model(WEIGHTS_DIR / weights)
     mode = "convergent" if is_convergent_network(model) else "plain"
     with torch.no_grad():
-        recon = run_network(model, kspace, mask, mode).abs().numpy()
+        recon = run_network(model, kspace, physics, mode).abs().numpy()
     return np.abs(recon - truth).mean(axis=0)
 
 
@@ -72,10 +73,10 @@ def main() -> None:
     args = parser.parse_args()
     data = load_split("test")
     mask = MaskSpec().build(tuple(data.images.shape[-2:]))
-    kspace = simulate_kspace(data.images, mask)
+    kspace, physics = simulate_kspace(data.images, mask), MRIPhysics(mask, data.images.shape[1])
     contrasts, truth = list(data.contrasts), data.images.numpy()
-    errors = {f"before ({args.before})": mean_error(args.before, kspace, mask, truth),
-              f"after ({args.after})": mean_error(args.after, kspace, mask, truth)}
+    errors = {f"before ({args.before})": mean_error(args.before, kspace, physics, truth),
+              f"after ({args.after})": mean_error(args.after, kspace, physics, truth)}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     plot(errors, contrasts, out / "border.png")

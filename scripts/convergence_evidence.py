@@ -28,6 +28,7 @@ from lpam.data.embedded import load_split, simulate_kspace  # noqa: E402
 from lpam.io import save_json  # noqa: E402
 from lpam.metrics import evaluate_contrasts  # noqa: E402
 from lpam.physics.masks import MaskSpec  # noqa: E402
+from lpam.physics.mri import MRIPhysics  # noqa: E402
 
 RUNS = {  # label -> (weights file, mode)
     "convergent (default), convergent": ("lpam_net_joint_radial20.pt", "convergent"),
@@ -39,7 +40,7 @@ RUNS = {  # label -> (weights file, mode)
 PHI_TOLERANCE = 1e-6
 
 
-def run(model: torch.nn.Module, kspace: torch.Tensor, mask: torch.Tensor, truth: np.ndarray, mode: str,
+def run(model: torch.nn.Module, kspace: torch.Tensor, physics: MRIPhysics, truth: np.ndarray, mode: str,
         phases: int) -> tuple[np.ndarray, History, dict[int, np.ndarray]]:
     """PSNR (slices, phases, contrasts), the history, and the magnitudes at every phase, slice by slice."""
     psnr = np.zeros((kspace.shape[0], phases, kspace.shape[1]))
@@ -47,7 +48,7 @@ def run(model: torch.nn.Module, kspace: torch.Tensor, mask: torch.Tensor, truth:
     for i in range(kspace.shape[0]):
         iterates, sample = [], History()
         with torch.no_grad():
-            model(kspace[i : i + 1], mask, phases=phases, mode=mode, history=sample, iterates=iterates)
+            model(kspace[i : i + 1], physics, phases=phases, mode=mode, history=sample, iterates=iterates)
         history.add_samples(sample)
         for k, x in enumerate(iterates):
             magnitude = x[0].abs().numpy()
@@ -166,6 +167,7 @@ def main() -> None:
     data = load_split("test", slices=slice(int(start), int(stop)))
     mask = MaskSpec().build(tuple(data.images.shape[-2:]))
     kspace, truth = simulate_kspace(data.images, mask), data.images.numpy()
+    physics = MRIPhysics(mask, data.images.shape[1])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results, trained_phases = {}, None
@@ -176,7 +178,7 @@ def main() -> None:
         weights, mode = RUNS[label]
         model = load_model(WEIGHTS_DIR / weights)
         trained_phases = model.config.phases
-        psnr, history, images = run(model, kspace, mask, truth, mode, args.depth * trained_phases)
+        psnr, history, images = run(model, kspace, physics, truth, mode, args.depth * trained_phases)
         results[label] = summarise(label, psnr, history, images, truth, trained_phases, mode == "convergent")
         print(label, {d: v for d, v in results[label]["psnr"].items()},
               {k: results[label][k] for k in ("acceptance_within_K", "min_eps_reductions_within_K")

@@ -17,7 +17,7 @@ import nibabel
 import numpy as np
 import torch
 
-from lpam.data.datasets import prepare
+from lpam.data.prepare import prepare
 from lpam.physics.fourier import fft2c
 
 

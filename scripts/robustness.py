@@ -16,9 +16,9 @@ from lpam.options import parse_slices
 from lpam.data.embedded import load_split, simulate_kspace
 from lpam.io import save_json
 from lpam.metrics import evaluate_contrasts
-from lpam.problem import zero_filled
+from lpam.physics.mri import MRIPhysics
 from lpam.reconstruction import reconstruct_tv
-from lpam.training.augment import gaussian_blur, rotate_and_zoom
+from lpam.data.augment import gaussian_blur, rotate_and_zoom
 from lpam.physics.masks import MaskSpec
 from lpam.workflows import run_network
 
@@ -51,10 +51,10 @@ def main() -> None:
     print(f"{'input':<26}{'method':<21}{'T1 PSNR':>9}{'T1 SSIM':>9}{'T2 PSNR':>9}{'T2 SSIM':>9}")
     for name, (truth, noise) in variants(images).items():
         mask = MaskSpec().build(tuple(truth.shape[-2:]))
-        kspace = simulate_kspace(truth, mask, noise_std=noise)
-        recons = {"zero-filled": zero_filled(kspace, mask), "joint-tv": reconstruct_tv(kspace, mask)[0],
-                  "lpam-net": run_network(model, kspace, mask),
-                  "lpam-net-convergent": run_network(model, kspace, mask, "convergent")}
+        kspace, physics = simulate_kspace(truth, mask, noise_std=noise), MRIPhysics(mask, truth.shape[1])
+        recons = {"zero-filled": physics.adjoint(kspace), "joint-tv": reconstruct_tv(kspace, physics)[0],
+                  "lpam-net": run_network(model, kspace, physics),
+                  "lpam-net-convergent": run_network(model, kspace, physics, "convergent")}
         # data range 1 for the metrics: halved images are compared on the halved scale
         scale = float(truth.max()) if float(truth.max()) < 1 else 1.0
         results[name] = {}

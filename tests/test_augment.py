@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from lpam.training.augment import AugmentConfig, augment_images, gaussian_blur, random_phase, rotate_and_zoom
+from lpam.data.augment import AugmentConfig, augment_images, gaussian_blur, random_phase, rotate_and_zoom
 
 
 def test_augmentation_is_seeded_and_keeps_shapes():

@@ -23,7 +23,7 @@ from lpam.io import NEW_FILE_MODE, save_json
 from lpam.models.lpam_net import LPAMNet, LPAMNetConfig
 from lpam.models.unet import ResidualUNet, UNetConfig
 from lpam.physics.masks import MaskSpec, load_mask
-from lpam.problem import zero_filled
+from lpam.physics.mri import MRIPhysics
 from lpam.training import trainer
 from lpam.training.config import TrainConfig
 from lpam.workflows import run_network
@@ -115,11 +115,11 @@ def test_api_normalises_kspace_far_from_the_training_scale(lpam_checkpoint, imag
 
     model = load_model(lpam_checkpoint)
     mask = MaskSpec().build(SHAPE)
-    kspace = simulate_kspace(images, mask)
-    peaks = zero_filled(kspace, mask).abs().amax(dim=(0, 2, 3)).reshape(1, -1, 1, 1)
-    expected = run_network(model, kspace / peaks, mask) * peaks
+    kspace, physics = simulate_kspace(images, mask), MRIPhysics(mask, 2)
+    peaks = physics.adjoint(kspace).abs().amax(dim=(0, 2, 3)).reshape(1, -1, 1, 1)
+    expected = run_network(model, kspace / peaks, physics) * peaks
     with pytest.warns(UserWarning, match="far from the training data's scale.*normalised to peak 1"):
-        scaled = run_network(model, 4095 * kspace, mask)
+        scaled = run_network(model, 4095 * kspace, physics)
     torch.testing.assert_close(scaled / 4095, expected, rtol=1e-4, atol=1e-5)
 
 
@@ -497,19 +497,26 @@ def test_mixed_real_and_complex_kspace_files_are_refused(tmp_path, capsys, lpam_
     assert_refused(result, "reconstruct", r"must be complex, got real data in .*T2_k\.npy", out)
 
 
-@pytest.mark.parametrize("kind", ["numpy k-space", "numpy mask", "complex128"])
+@pytest.mark.parametrize("kind", ["numpy k-space", "complex128"])
 def test_api_input_types(lpam_checkpoint, images, kind):
     """The network call gives a clear TypeError; run_network converts and gives the same result."""
     from lpam.checkpoint import load_model
 
     model = load_model(lpam_checkpoint)
     mask = MaskSpec().build(SHAPE)
-    kspace = simulate_kspace(images[:1], mask)
-    given = {"numpy k-space": (kspace.numpy(), mask), "numpy mask": (kspace, mask.numpy()),
-             "complex128": (kspace.to(torch.complex128), mask)}[kind]
+    kspace, physics = simulate_kspace(images[:1], mask), MRIPhysics(mask, 2)
+    given = {"numpy k-space": kspace.numpy(), "complex128": kspace.to(torch.complex128)}[kind]
     with pytest.raises(TypeError, match="torch.from_numpy" if "numpy" in kind else "complex64"):
-        model(*given)
-    torch.testing.assert_close(run_network(model, *given), run_network(model, kspace, mask))
+        model(given, physics)
+    torch.testing.assert_close(run_network(model, given, physics), run_network(model, kspace, physics))
+
+
+def test_physics_takes_tensors_and_a_binary_mask():
+    mask = MaskSpec().build(SHAPE)
+    with pytest.raises(TypeError, match="torch.from_numpy"):
+        MRIPhysics(mask.numpy(), 2)
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        MRIPhysics(0.5 * mask, 2)
 
 
 @pytest.mark.parametrize("command", ["solve", "train", "reconstruct"])

@@ -13,6 +13,7 @@ from lpam.data.embedded import load_split, simulate_kspace
 from lpam.models.lpam_net import LPAMNet, LPAMNetConfig
 from lpam.models.unet import ResidualUNet, UNetConfig
 from lpam.physics.masks import MaskSpec
+from lpam.physics.mri import MRIPhysics
 from lpam.training.config import TrainConfig
 from lpam.training.trainer import train
 
@@ -28,19 +29,19 @@ def run(capsys, *argv):
 def test_unet_starts_as_data_consistent_zero_filled_and_keeps_measured_kspace():
     images = load_split("test", slices=[0]).images
     mask = MaskSpec().build((160, 180))
-    kspace = simulate_kspace(images, mask)
+    kspace, physics = simulate_kspace(images, mask), MRIPhysics(mask, 2)
     model = ResidualUNet(UNetConfig(channels=4, pools=2))
     with torch.no_grad():
-        out = model(kspace, mask)
-        torch.testing.assert_close(out, evaluation.zero_filled(kspace, mask), atol=1e-5, rtol=0)
+        out = model(kspace, physics)
+        torch.testing.assert_close(out, evaluation.zero_filled(kspace, physics), atol=1e-5, rtol=0)
         torch.nn.init.normal_(model.output.weight, std=0.1)
-        out = model(kspace, mask)
+        out = model(kspace, physics)
     from lpam.physics.fourier import fft2c
 
     torch.testing.assert_close(fft2c(out) * mask, kspace, atol=1e-4, rtol=0)  # data consistency
     assert out.shape == kspace.shape
     with pytest.raises(ValueError, match="no convergent mode"):
-        model(kspace, mask, mode="convergent")
+        model(kspace, physics, mode="convergent")
 
 
 def tiny_checkpoints(folder):

@@ -16,7 +16,8 @@ from lpam.physics.coils import (
 )
 from lpam.physics.fourier import MaskedFourier
 from lpam.physics.masks import MaskSpec
-from lpam.problem import check_kspace, mri_objective, zero_filled, zero_filled_rss
+from lpam.physics.mri import MRIPhysics
+from lpam.problem import mri_objective
 
 
 def random_complex(*shape, device="cpu"):
@@ -29,26 +30,6 @@ def random_operator(batch=2, coils=3, shape=(12, 15), shared_maps=False, device=
     return MultiCoilFourier(mask, maps)
 
 
-@pytest.mark.parametrize("shared_maps", [False, True])
-def test_adjointness_and_normal(device, shared_maps):
-    torch.manual_seed(0)
-    op = random_operator(shared_maps=shared_maps, device=device)
-    x, y = random_complex(2, 12, 15, device=device), random_complex(2, 3, 12, 15, device=device)
-    lhs = torch.vdot(op(x).flatten(), y.flatten())
-    rhs = torch.vdot(x.flatten(), op.adjoint(y).flatten())
-    assert abs(lhs - rhs) < 1e-10 * abs(lhs)
-    torch.testing.assert_close(op.normal(x), op.adjoint(op.forward(x)))
-
-
-def test_data_gradient_is_autograd_gradient():
-    torch.manual_seed(1)
-    op = random_operator(batch=1)
-    x = random_complex(1, 12, 15).requires_grad_(True)
-    y = op(random_complex(1, 12, 15)) + 0.1 * random_complex(1, 3, 12, 15)
-    op.data_fidelity(x, y).sum().backward()
-    torch.testing.assert_close(x.grad, op.data_gradient(x.detach(), y))
-
-
 def test_one_all_ones_coil_is_the_single_coil_operator():
     torch.manual_seed(2)
     mask = torch.rand(2, 10, 9) < 0.5
@@ -57,7 +38,7 @@ def test_one_all_ones_coil_is_the_single_coil_operator():
     torch.testing.assert_close(multi(x)[:, 0], single(x))
     torch.testing.assert_close(multi.adjoint(y[:, None]), single.adjoint(y))
     torch.testing.assert_close(multi.data_fidelity(x, y[:, None]), single.data_fidelity(x, y))
-    torch.testing.assert_close(multi.data_gradient(x, y[:, None]), single.data_gradient(x, y))
+    torch.testing.assert_close(multi.data_fidelity_gradient(x, y[:, None]), single.data_fidelity_gradient(x, y))
 
 
 def test_operator_errors():
@@ -131,8 +112,9 @@ def test_multicoil_problem_full_sampling_recovers_the_images():
     kspace = simulate_multicoil_kspace(images, full, maps)
     assert kspace.shape == (1, 2, 4, 32, 40)
     torch.testing.assert_close(kspace[:, 1], MultiCoilFourier(full, maps)(images[:, 1].to(torch.complex64)))
-    torch.testing.assert_close(zero_filled(kspace, full, maps).real, images, atol=1e-5, rtol=0)
-    torch.testing.assert_close(zero_filled_rss(kspace, full), images, atol=1e-5, rtol=0)
+    physics = MRIPhysics(full, 2, maps)
+    torch.testing.assert_close(physics.adjoint(kspace).real, images, atol=1e-5, rtol=0)
+    torch.testing.assert_close(physics.root_sum_of_squares(kspace), images, atol=1e-5, rtol=0)
     coil_images = maps * images[:, :, None]
     torch.testing.assert_close(sensitivity_combine(coil_images, maps).real, images)
     torch.testing.assert_close(root_sum_of_squares(coil_images, dim=2), images)
@@ -143,23 +125,23 @@ def test_multicoil_objective_sums_the_coil_data_terms_per_contrast():
     mask = torch.rand(2, 2, 12, 15) < 0.5  # per-contrast masks
     maps = random_complex(2, 2, 3, 12, 15).to(torch.complex64)  # per-contrast maps
     kspace, x = random_complex(2, 2, 3, 12, 15).to(torch.complex64), random_complex(2, 2, 12, 15).to(torch.complex64)
-    objective = mri_objective(kspace, mask, regularizer=None, maps=maps)
+    objective = mri_objective(kspace, MRIPhysics(mask, 2, maps), regularizer=None)
     for j in range(2):
         op = MultiCoilFourier(mask[:, j], maps[:, j])
         torch.testing.assert_close(objective.smooth[j].value(x[:, j]), op.data_fidelity(x[:, j], kspace[:, j]))
-        torch.testing.assert_close(objective.smooth[j].grad(x[:, j]), op.data_gradient(x[:, j], kspace[:, j]))
+        torch.testing.assert_close(objective.smooth[j].grad(x[:, j]), op.data_fidelity_gradient(x[:, j], kspace[:, j]))
 
 
-def test_check_kspace_names_the_problem():
-    mask, maps = torch.ones(8, 8), torch.ones(3, 8, 8)
+def test_physics_check_names_the_problem():
+    single, multi = MRIPhysics(torch.ones(8, 8), 2), MRIPhysics(torch.ones(8, 8), 2, torch.ones(3, 8, 8))
     with pytest.raises(ValueError, match="needs coil sensitivity maps"):
-        check_kspace(random_complex(1, 2, 3, 8, 8), mask)
+        single.check(random_complex(1, 2, 3, 8, 8))
     with pytest.raises(ValueError, match=r"\(B, C, Nc, H, W\)"):
-        check_kspace(random_complex(1, 2, 8, 8), mask, maps)
+        multi.check(random_complex(1, 2, 8, 8))
     with pytest.raises(ValueError, match="3 coils"):
-        check_kspace(random_complex(1, 2, 4, 8, 8), mask, maps)
+        multi.check(random_complex(1, 2, 4, 8, 8))
     with pytest.raises(ValueError, match="NaN"):
-        check_kspace(torch.full((1, 2, 3, 8, 8), complex("nan")), mask, maps)
+        multi.check(torch.full((1, 2, 3, 8, 8), complex("nan")))
 
 
 def test_lpam_net_with_maps_runs_and_checks_its_inputs():
@@ -169,16 +151,17 @@ def test_lpam_net_with_maps_runs_and_checks_its_inputs():
     kspace = simulate_multicoil_kspace(images, mask, maps)
     model = LPAMNet(LPAMNetConfig(phases=2, features=8))
     with torch.no_grad():
-        out = model(kspace, mask, maps=maps)
+        out = model(kspace, MRIPhysics(mask, 2, maps))
         assert out.shape == (1, 2, 24, 28) and torch.isfinite(torch.view_as_real(out)).all()
         single = simulate_kspace(images, mask)  # one all-ones coil is the single-coil network
-        torch.testing.assert_close(model(single[:, :, None], mask, maps=torch.ones(1, 24, 28)), model(single, mask))
+        torch.testing.assert_close(model(single[:, :, None], MRIPhysics(mask, 2, torch.ones(1, 24, 28))),
+                                   model(single, MRIPhysics(mask, 2)))
     with pytest.raises(ValueError, match="needs coil sensitivity maps"):
-        model(kspace, mask)
+        model(kspace, MRIPhysics(mask, 2))
     with pytest.raises(ValueError, match="NaN"):
-        model(kspace, mask, maps=torch.full_like(maps, complex("nan")))
+        model(kspace, MRIPhysics(mask, 2, torch.full_like(maps, complex("nan"))))
     with pytest.raises(ValueError, match="single-coil"):
-        LPAMNet(LPAMNetConfig(phases=1, features=8, initial_image="learned"))(kspace, mask, maps=maps)
+        LPAMNet(LPAMNetConfig(phases=1, features=8, initial_image="learned"))(kspace, MRIPhysics(mask, 2, maps))
 
 
 def test_unet_with_maps_applies_a_data_consistency_step():
@@ -188,17 +171,19 @@ def test_unet_with_maps_applies_a_data_consistency_step():
     with torch.no_grad():
         torch.nn.init.normal_(unet.output.weight, std=0.1)
         full = torch.ones(24, 28)  # full sampling: DC(x) = A^H y, the true images, whatever U did
-        out = unet(simulate_multicoil_kspace(images, full, maps), full, maps=maps)
+        out = unet(simulate_multicoil_kspace(images, full, maps), MRIPhysics(full, 2, maps))
         torch.testing.assert_close(out.real, images, atol=1e-5, rtol=0)
         kspace = simulate_multicoil_kspace(images, mask, maps)  # undersampled: the residual does not grow
         unchecked = ResidualUNet(UNetConfig(channels=4, pools=1, data_consistency=False))
         unchecked.load_state_dict(unet.state_dict())
-        before, after = unchecked(kspace, mask, maps=maps), unet(kspace, mask, maps=maps)
+        physics = MRIPhysics(mask, 2, maps)
+        before, after = unchecked(kspace, physics), unet(kspace, physics)
         op = MultiCoilFourier(mask, maps)
         for j in range(2):
             assert op.data_fidelity(after[:, j], kspace[:, j]) < op.data_fidelity(before[:, j], kspace[:, j])
         single = simulate_kspace(images, mask)  # one all-ones coil: the single-coil hard DC
-        torch.testing.assert_close(unet(single[:, :, None], mask, maps=torch.ones(1, 24, 28)), unet(single, mask),
+        torch.testing.assert_close(unet(single[:, :, None], MRIPhysics(mask, 2, torch.ones(1, 24, 28))),
+                                   unet(single, MRIPhysics(mask, 2)),
                                    atol=1e-6, rtol=0)
 
 

@@ -12,7 +12,9 @@ import torch
 import yaml
 
 from lpam.cli import main
-from lpam.data.datasets import combine_coils, crop_or_pad, find_subjects, load_volumes, prepare, subject_splits
+from lpam.data.kspace_images import combine_coils
+from lpam.data.layouts.registry import find_subjects, load_volumes
+from lpam.data.prepare import crop_or_pad, prepare, subject_splits
 from lpam.data.prepared import load_prepared
 from lpam.physics.fourier import fft2c
 
@@ -245,10 +247,10 @@ def test_single_coil_measured_kspace_is_kept_exactly(tmp_path):
 
 
 def test_prepare_keep_coils_then_train_and_evaluate(tmp_path, capsys):
+    from lpam.data.sources import load_evaluation_data
     from lpam.physics.coils import sensitivity_combine
-    from lpam.problem import zero_filled
     from lpam.training.config import TrainConfig
-    from lpam.training.trainer import make_batch
+    from lpam.training.samples import config_transform, make_batch, pool_draw
 
     root = m4raw(tmp_path / "m4raw", subjects=3, coils=3, repetitions=1, missing_t2=False)
     prepared = tmp_path / "prepared.npz"
@@ -269,10 +271,11 @@ def test_prepare_keep_coils_then_train_and_evaluate(tmp_path, capsys):
 
     full = {"augment": {"enabled": False}, "mask": {"kind": "variable-density", "rate": 1.0, "pool": 1}}
     config = TrainConfig.from_dict({"data": {"source": str(prepared), "coil_maps": "measured", **full}})
-    coil_data = (torch.from_numpy(part.coil_images), torch.from_numpy(part.maps))
-    kspace, masks, targets, maps = make_batch(torch.from_numpy(part.complex_images), [0], config, (0, 0), coil_data)
-    assert kspace.shape == (1, 2, 3, 32, 32) and maps.shape == (1, 2, 3, 32, 32)
-    torch.testing.assert_close(zero_filled(kspace, masks, maps), torch.from_numpy(part.complex_images[:1]),
+    split = next(s for s in ("train", "val", "test") if load_prepared(prepared, s).slices)
+    transform = config_transform(load_evaluation_data(str(prepared), split), config, pool_draw(config.data.mask))
+    kspace, physics, targets = make_batch(transform, [0], config.train.seed, (0, 0))
+    assert kspace.shape == (1, 2, 3, 32, 32) and physics.maps.shape == (1, 2, 3, 32, 32)
+    torch.testing.assert_close(physics.adjoint(kspace), torch.from_numpy(part.complex_images[:1]),
                                atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(targets, torch.from_numpy(np.abs(part.complex_images[:1])), atol=1e-5, rtol=1e-5)
 
@@ -298,12 +301,12 @@ def test_keep_coils_errors(tmp_path):
         write_h5(single / f"S1_{contrast}.h5", complex_head())
     with pytest.raises(ValueError, match="S1_T1.h5: --keep-coils needs multi-coil k-space"):
         prepare(single, tmp_path / "p.npz", size=(32, 32), measured_kspace=True, keep_coils=True, progress=False)
-    from lpam.training import trainer
+    from lpam.training import samples
     from lpam.training.config import TrainConfig
 
     config = TrainConfig.from_dict({"data": {"coil_maps": "measured"}})
     with pytest.raises(ValueError, match="embedded:val: data.coil_maps 'measured' needs a dataset prepared"):
-        trainer.validation_data(config)
+        samples.validation_data(config)
 
 
 def test_h5_repetitions_are_averaged_or_the_first_is_kept(tmp_path):
@@ -436,17 +439,20 @@ def test_prepare_npz_folder_and_single_file(tmp_path, capsys):
 
 
 def test_make_batch_uses_measured_kspace_without_phase_or_noise(tmp_path):
+    from lpam.data.sources import EvaluationData
     from lpam.physics.masks import make_mask
     from lpam.training.config import TrainConfig
-    from lpam.training.trainer import make_batch
+    from lpam.training.samples import config_transform, make_batch, pool_draw
 
     images = torch.from_numpy(complex_head(slices=3)[:, None].repeat(2, axis=1) / 2)  # (3, 2, 32, 32)
     for enabled in (False, True):
         config = TrainConfig.from_dict({"data": {"augment": {"enabled": enabled, "noise_probability": 1.0,
                                                              "phase_probability": 1.0},
                                                  "mask": {"kind": "radial", "rate": 0.3, "pool": 1}}})
-        kspace, masks, targets, maps = make_batch(images, [1, 2], config, (0, 0))
-        assert maps is None
+        transform = config_transform(EvaluationData(images, [0, 1, 2], ["T1", "T2"], "test"), config,
+                                     pool_draw(config.data.mask))
+        kspace, physics, targets = make_batch(transform, [1, 2], config.train.seed, (0, 0))
+        assert not physics.multi_coil
         mask = torch.from_numpy(make_mask("radial", (32, 32), rate=0.3, seed=0))
         for row, index in enumerate([1, 2]):
             x = images[index]

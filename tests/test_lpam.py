@@ -6,8 +6,9 @@ import torch
 from lpam.algorithm.lpam import Constants, StepSizes, solve
 from lpam.algorithm.regularizer import Regularizer, Term, autograd_smoothed_value_and_grad
 from lpam.physics.fourier import MaskedFourier
-from lpam.problem import mri_objective, zero_filled
-from lpam.regularizers.tv import FiniteDifferences, total_variation
+from lpam.physics.mri import MRIPhysics
+from lpam.problem import mri_objective
+from lpam.regularizers.tv import BOUNDARIES, FiniteDifferences, total_variation
 
 
 def phantom(num_contrasts=2, size=32, seed=0):
@@ -27,8 +28,9 @@ def problem(num_contrasts=2, size=32, lam=0.02, coupling="joint", truth=None):
     mask[size // 2 - 3 : size // 2 + 3, size // 2 - 3 : size // 2 + 3] = True
     truth = phantom(num_contrasts, size) if truth is None else truth
     kspace = MaskedFourier(mask)(truth)
-    objective = mri_objective(kspace, mask, total_variation(num_contrasts, lam, coupling))
-    return objective, list(zero_filled(kspace, mask).unbind(1)), truth
+    physics = MRIPhysics(mask, num_contrasts)
+    objective = mri_objective(kspace, physics, total_variation(num_contrasts, lam, coupling))
+    return objective, list(physics.adjoint(kspace).unbind(1)), truth
 
 
 def eps_constant_segments(history, sample=0):
@@ -129,7 +131,7 @@ def test_three_blocks_and_separate_coupling():
             assert (out[j].abs() - truth[:, j].abs()).norm() < (x0[j].abs() - truth[:, j].abs()).norm()
 
 
-@pytest.mark.parametrize("boundary", ["zero", "circular"])
+@pytest.mark.parametrize("boundary", BOUNDARIES)
 def test_hand_written_tv_gradient_matches_autograd(boundary):
     x = [torch.randn(2, 7, 9, dtype=torch.complex128) for _ in range(3)]
     eps = torch.tensor([0.1, 2.0], dtype=torch.float64)
@@ -140,7 +142,7 @@ def test_hand_written_tv_gradient_matches_autograd(boundary):
         torch.testing.assert_close(a, b.detach())
 
 
-@pytest.mark.parametrize("boundary", ["zero", "circular"])
+@pytest.mark.parametrize("boundary", BOUNDARIES)
 def test_finite_differences_adjoint(boundary):
     """<D x, p> = <x, D^T p> for complex images, to float64 round-off."""
     from lpam.regularizers.tv import finite_differences, finite_differences_adjoint
@@ -150,6 +152,20 @@ def test_finite_differences_adjoint(boundary):
     left = (finite_differences(x, boundary) * p).sum()
     right = torch.view_as_real(x * finite_differences_adjoint(p, x, boundary).conj()).select(-1, 0).sum()
     torch.testing.assert_close(left, right, rtol=1e-12, atol=1e-12)
+
+
+def test_tv_boundaries_at_the_last_row_and_column():
+    """D x there: 0 ("zero"), x_0 - x_last ("circular"), -x_last ("zero-extension", x = 0 outside)."""
+    from lpam.regularizers.tv import finite_differences
+
+    x = torch.randn(1, 4, 5, dtype=torch.float64)
+    expected = {"zero": (torch.zeros(5), torch.zeros(4)), "circular": (x[0, 0] - x[0, -1], x[0, :, 0] - x[0, :, -1]),
+                "zero-extension": (-x[0, -1], -x[0, :, -1])}
+    for boundary, (last_row, last_column) in expected.items():
+        vertical, horizontal = finite_differences(x, boundary)[0]
+        torch.testing.assert_close(vertical[-1], last_row.double())
+        torch.testing.assert_close(horizontal[:, -1], last_column.double())
+        torch.testing.assert_close(vertical[:-1], x[0, 1:] - x[0, :-1])
 
 
 def test_unknown_tv_boundary_is_an_error():
@@ -195,9 +211,10 @@ def test_tv_reconstruction_precisions_agree():
     mask[::2] = True
     mask[12:20, 12:20] = True
     kspace = MaskedFourier(mask)(truth)
-    single, _ = reconstruct_tv(kspace, mask, TVSettings(lam=0.02, iterations=60))
-    double, _ = reconstruct_tv(kspace, mask, TVSettings(lam=0.02, iterations=60, precision="complex128"))
+    physics = MRIPhysics(mask, 2)
+    single, _ = reconstruct_tv(kspace, physics, TVSettings(lam=0.02, iterations=60))
+    double, _ = reconstruct_tv(kspace, physics, TVSettings(lam=0.02, iterations=60, precision="complex128"))
     assert single.dtype == kspace.dtype
     assert (single - double).abs().max() < 1e-3 * double.abs().max()
     with pytest.raises(ValueError, match="precision"):
-        reconstruct_tv(kspace, mask, TVSettings(precision="float16"))
+        reconstruct_tv(kspace, physics, TVSettings(precision="float16"))

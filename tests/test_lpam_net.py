@@ -10,6 +10,7 @@ from lpam.algorithm.smoothing import group_norms
 from lpam.models.cnn import ComplexCNN, circular_pad, circular_pad_adjoint
 from lpam.models.lpam_net import COUPLINGS, LPAMNet, LPAMNetConfig, count_parameters
 from lpam.physics.fourier import fft2c
+from lpam.physics.mri import MRIPhysics
 from lpam.regularizers.tv import FiniteDifferences
 
 
@@ -43,21 +44,16 @@ def test_hand_written_backward_is_differentiable_for_training(padding):
         torch.testing.assert_close(a, b)
 
 
-def test_circular_tv_initialisation_is_circular_joint_tv_everywhere():
-    """With circular padding, g's TV initialisation equals circular joint TV on every pixel, borders included."""
-    g = ComplexCNN(2, init="tv", padding="circular")
+@pytest.mark.parametrize("padding, boundary", [("zeros", "zero-extension"), ("circular", "circular")])
+def test_tv_initialisation_is_joint_tv_of_the_matching_boundary(padding, boundary):
+    """g's TV initialisation equals joint TV on every pixel, borders included, with the TV boundary that its
+    padding implies: zero padding is x = 0 outside the image, circular padding a periodic image."""
+    torch.manual_seed(0)
+    g = ComplexCNN(2, init="tv", padding=padding)
     x = [torch.rand(1, 30, 34).to(torch.complex64) for _ in range(2)]
     learned = group_norms(g(*x))
-    tv = group_norms(FiniteDifferences("circular")(*x))
-    assert (learned - tv).abs().max() < 0.03  # the smoothed-ReLU floor, docs/method.md section 7
-
-
-def test_tv_initialisation_is_joint_tv():
-    g = ComplexCNN(2, init="tv")
-    x = [torch.rand(1, 30, 34).to(torch.complex64) for _ in range(2)]
-    learned = group_norms(g(*x))[..., 1:-1, 1:-1]
-    tv = group_norms(FiniteDifferences()(*x))[..., 1:-1, 1:-1]
-    assert (learned - tv).abs().max() < 0.03  # the smoothed-ReLU floor, docs/method.md section 7
+    tv = group_norms(FiniteDifferences(boundary)(*x))
+    assert (learned - tv).abs().max() < 0.03  # the smoothed-ReLU floor, docs/method.md section 4
 
 
 def test_parameter_counts():
@@ -71,15 +67,15 @@ def sample(batch=1, size=24, seed=0):
     generator = torch.Generator().manual_seed(seed)
     images = torch.rand(batch, 2, size, size, generator=generator)
     mask = torch.rand(size, size, generator=generator) < 0.3
-    return fft2c(images.to(torch.complex64)) * mask, mask, images
+    return fft2c(images.to(torch.complex64)) * mask, MRIPhysics(mask, 2), images
 
 
 @pytest.mark.parametrize("coupling", COUPLINGS)
 @pytest.mark.parametrize("initial_image", ["zero-filled", "learned"])
 def test_training_step_reaches_every_parameter(coupling, initial_image):
     model = LPAMNet(LPAMNetConfig(coupling=coupling, phases=2, features=8, initial_image=initial_image))
-    kspace, mask, images = sample()
-    loss = (model(kspace, mask).abs() - images).square().mean()
+    kspace, physics, images = sample()
+    loss = (model(kspace, physics).abs() - images).square().mean()
     loss.backward()
     for name, parameter in model.named_parameters():
         if name.startswith("abar"):
@@ -91,9 +87,9 @@ def test_training_step_reaches_every_parameter(coupling, initial_image):
 
 def test_convergent_mode_records_history_and_trains(device):
     model = LPAMNet(LPAMNetConfig(phases=3, features=8)).to(device)
-    kspace, mask, images = sample(batch=2)
+    kspace, physics, images = sample(batch=2)
     history = History()
-    out = model(kspace.to(device), mask.to(device), mode="convergent", history=history)
+    out = model(kspace.to(device), physics.to(device), mode="convergent", history=history)
     assert out.shape == (2, 2, 24, 24)
     assert len(history.phi) == 2 and len(history.phi[0]) == 3
     assert set(history.branch[0]) <= {"residual", "safeguard"}
@@ -112,26 +108,28 @@ def test_plain_mode_at_tv_initialisation_improves_on_zero_filled():
     kspace = fft2c(images.to(torch.complex64)) * mask
     model = LPAMNet(LPAMNetConfig(phases=15))
     with torch.no_grad():
-        out = model(kspace, mask)
-        zero_filled = model.initial_image(kspace, mask)
+        out = model(kspace, MRIPhysics(mask, 2))
+        zero_filled = model.initial_image(kspace, MRIPhysics(mask, 2))
     assert (out.abs() - images).norm() < (zero_filled.abs() - images).norm()
 
 
 def test_network_input_errors():
     model = LPAMNet(LPAMNetConfig(phases=2, features=8))
-    kspace, mask, _ = sample()
+    kspace, physics, _ = sample()
     with pytest.raises(ValueError, match="mode"):
-        model(kspace, mask, mode="fast")
+        model(kspace, physics, mode="fast")
     with pytest.raises(ValueError, match="phases must be a whole number"):
-        model(kspace, mask, phases=0)
+        model(kspace, physics, phases=0)
     with pytest.raises(ValueError, match="spatial shape"):
-        model(kspace, mask[:-1])
+        model(kspace, MRIPhysics(physics.mask[:-1], 2))
     with pytest.raises(ValueError, match="NaN"):
-        model(kspace * float("nan"), mask)
+        model(kspace * float("nan"), physics)
     with pytest.raises(ValueError, match="expects 2 contrasts"):
-        model(torch.cat([kspace, kspace], 1), mask)
+        model(torch.cat([kspace, kspace], 1), MRIPhysics(physics.mask, 4))
+    with pytest.raises(TypeError, match="MRIPhysics"):
+        model(kspace, physics.mask)
     with pytest.raises(ValueError, match="samples no k-space point"):
-        model(kspace, torch.zeros_like(mask))
+        MRIPhysics(torch.zeros_like(physics.mask), 2)
     with pytest.raises(ValueError, match="unknown coupling"):
         LPAMNetConfig(coupling="both")
     with pytest.raises(ValueError, match="unknown model option"):
@@ -165,15 +163,15 @@ def test_descent_rule_ties_tau_to_alpha_and_repeats_the_last_phase():
         torch.testing.assert_close(torch.stack(list(steps.alpha)), torch.tensor(expected))
     assert not hasattr(model, "tau")
     assert any(p is model.log_reg_weight for p in model.step_size_parameters())
-    kspace, mask, _ = sample()
-    deeper = model(kspace, mask, phases=7, mode="convergent")  # more phases than trained
+    kspace, physics, _ = sample()
+    deeper = model(kspace, physics, phases=7, mode="convergent")  # more phases than trained
     assert deeper.shape == kspace.shape and torch.isfinite(torch.view_as_real(deeper)).all()
 
 
 def test_descent_rule_objective_weight_is_learned_inside_phi():
     """Phi_eps = f + lam R_eps: the regulariser carries lam, and lam receives a gradient in training."""
     model = descent_model()
-    kspace, mask, _ = sample()
+    kspace, physics, _ = sample()
     x = [kspace[:, 0], kspace[:, 1]]
     eps = torch.full((kspace.shape[0], 1), 0.01)
     value = model.regularizer().value(x, eps)
@@ -181,7 +179,7 @@ def test_descent_rule_objective_weight_is_learned_inside_phi():
         model.log_reg_weight.add_(math.log(2.0))
     torch.testing.assert_close(model.regularizer().value(x, eps), 2 * value)
     model.train()
-    out = model(kspace, mask, mode="convergent", measure_descent=True)
+    out = model(kspace, physics, mode="convergent", measure_descent=True)
     (out.abs().square().sum() + model.descent_violation).backward()
     assert model.log_reg_weight.grad is not None and model.log_reg_weight.grad.abs().sum() > 0
 
@@ -222,12 +220,12 @@ def test_intensity_reference_makes_the_network_scale_equivariant(mode, factor):
     torch.manual_seed(0)
     model = LPAMNet(LPAMNetConfig(phases=3, features=8, step_rule="descent", reg_weight_init=0.01,
                                   intensity_reference=0.9))
-    kspace, mask, _ = sample()
+    kspace, physics, _ = sample()
     factors = torch.tensor([factor, 1.0]).reshape(1, 2, 1, 1)  # contrasts scaled independently
     histories = [History(), History()]
     with torch.no_grad():
-        out = model(kspace, mask, mode=mode, history=histories[0])
-        scaled = model(kspace * factors, mask, mode=mode, history=histories[1])
+        out = model(kspace, physics, mode=mode, history=histories[0])
+        scaled = model(kspace * factors, physics, mode=mode, history=histories[1])
     torch.testing.assert_close(scaled, out * factors, rtol=1e-4, atol=1e-5 * float(out.abs().max()))
     torch.testing.assert_close(torch.tensor(histories[1].phi), torch.tensor(histories[0].phi), rtol=1e-4, atol=1e-6)
 
@@ -236,7 +234,7 @@ def test_without_intensity_reference_scale_changes_the_output():
     """The default (no normalisation) is not equivariant: the test above can fail."""
     torch.manual_seed(0)
     model = LPAMNet(LPAMNetConfig(phases=3, features=8))
-    kspace, mask, _ = sample()
+    kspace, physics, _ = sample()
     with torch.no_grad():
-        out, scaled = model(kspace, mask), model(0.05 * kspace, mask)
+        out, scaled = model(kspace, physics), model(0.05 * kspace, physics)
     assert (scaled - 0.05 * out).abs().max() > 1e-3 * float(0.05 * out.abs().max())

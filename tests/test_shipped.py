@@ -9,7 +9,7 @@ from lpam.evaluation import LEARNED, WEIGHTS
 from lpam.metrics import evaluate_contrasts
 from lpam.models.lpam_net import count_parameters
 from lpam.physics.masks import MaskSpec
-from lpam.problem import zero_filled
+from lpam.physics.mri import MRIPhysics
 
 PAIR, TRIPLE = ("T1", "T2"), ("T1", "T2", "PD")
 EXPECTED = {  # file: (model type, coupling, parameter range, contrasts)
@@ -41,11 +41,11 @@ def test_shipped_weights_reconstruct_a_test_slice(weights):
     assert low < count_parameters(model) < high
     images = load_split("test", contrasts, slices=[10]).images
     mask = MaskSpec().build((160, 180))
-    kspace = simulate_kspace(images, mask)
+    kspace, physics = simulate_kspace(images, mask), MRIPhysics(mask, len(contrasts))
     with torch.no_grad():
-        recon = model(kspace, mask)
+        recon = model(kspace, physics)
     net = evaluate_contrasts(recon.numpy(), images.numpy(), list(contrasts))
-    baseline = evaluate_contrasts(zero_filled(kspace, mask).numpy(), images.numpy(), list(contrasts))
+    baseline = evaluate_contrasts(physics.adjoint(kspace).numpy(), images.numpy(), list(contrasts))
     for contrast in contrasts:
         margin = 2.0 if contrast in PAIR else 0.5
         assert net[contrast]["psnr"]["mean"] > baseline[contrast]["psnr"]["mean"] + margin
@@ -64,11 +64,11 @@ def test_default_weights_keep_the_convergence_guarantee():
     assert model.config.step_rule == "descent" and model.config.padding == "circular"
     images = load_split("test", slices=[10]).images
     mask = MaskSpec().build((160, 180))
-    kspace = simulate_kspace(images, mask)
+    kspace, physics = simulate_kspace(images, mask), MRIPhysics(mask, 2)
     history = History()
     with torch.no_grad():
-        convergent = model(kspace, mask, mode="convergent", history=history)
-        plain = model(kspace, mask)
+        convergent = model(kspace, physics, mode="convergent", history=history)
+        plain = model(kspace, physics)
     phi, eps = torch.tensor(history.phi[0], dtype=torch.float64), torch.tensor(history.eps[0])
     constant = eps[1:] == eps[:-1]
     assert bool((phi[1:][constant] <= phi[:-1][constant] * (1 + 1e-6)).all())

@@ -9,8 +9,8 @@ import yaml
 
 from lpam.checkpoint import load_checkpoint, load_model
 from lpam.physics.coils import simulate_coil_maps
-from lpam.problem import zero_filled
-from lpam.training import trainer
+from lpam.data.sources import EvaluationData
+from lpam.training import run_files, samples, trainer
 from lpam.training.config import TrainConfig
 
 TINY = {
@@ -70,11 +70,13 @@ def test_make_batch_with_coils_simulates_coil_kspace():
     config = TrainConfig.from_dict({"data": {"coils": 3, "augment": {"enabled": False},
                                              "mask": {"kind": "variable-density", "rate": 1.0, "pool": 1}}})
     images = torch.rand(4, 2, 24, 20)
-    kspace, masks, targets, maps = trainer.make_batch(images, [1, 3], config, (0, 0))
-    assert kspace.shape == (2, 2, 3, 24, 20) and masks.shape == (2, 24, 20) and bool(masks.all())
-    torch.testing.assert_close(maps, simulate_coil_maps(3, (24, 20)).expand(2, -1, -1, -1))
+    data = EvaluationData(images, [0, 1, 2, 3], ["T1", "T2"], "test")
+    transform = samples.config_transform(data, config, samples.pool_draw(config.data.mask))
+    kspace, physics, targets = samples.make_batch(transform, [1, 3], config.train.seed, (0, 0))
+    assert kspace.shape == (2, 2, 3, 24, 20) and physics.mask.shape == (2, 24, 20) and bool(physics.mask.all())
+    torch.testing.assert_close(physics.maps, simulate_coil_maps(3, (24, 20)).expand(2, -1, -1, -1))
     torch.testing.assert_close(targets, images[[1, 3]])
-    combined = zero_filled(kspace, masks, maps)  # sum_c conj(S_c) F^H y_c with sum_c |S_c|^2 = 1
+    combined = physics.adjoint(kspace)  # sum_c conj(S_c) F^H y_c with sum_c |S_c|^2 = 1
     torch.testing.assert_close(combined, images[[1, 3]].to(torch.complex64), atol=1e-5, rtol=1e-5)
 
 
@@ -113,12 +115,12 @@ def test_resume_may_extend_the_schedule(tmp_path):
 def test_a_run_started_before_a_config_key_existed_resumes():
     started = tiny_config().to_dict()
     del started["data"]["coils"], started["data"]["coil_maps"]  # a checkpoint written before multi-coil training
-    position = trainer.Position(1, 0, 0, 2, 1)
-    assert trainer._resumed_position(started, tiny_config(), position) == position
+    position = run_files.Position(1, 0, 0, 2, 1)
+    assert run_files.resumed_position(started, tiny_config(), position) == position
     with pytest.raises(ValueError, match="config differs"):
         raw = copy.deepcopy(TINY)
         raw["data"]["coils"] = 4
-        trainer._resumed_position(started, TrainConfig.from_dict(raw), trainer.Position())
+        run_files.resumed_position(started, TrainConfig.from_dict(raw), run_files.Position())
 
 
 def test_run_directory_and_resume_errors(tmp_path):

@@ -6,6 +6,7 @@ from lpam.checkpoint import save_checkpoint
 from lpam.data.embedded import load_split, simulate_kspace
 from lpam.models.lpam_net import LPAMNet, LPAMNetConfig
 from lpam.physics.masks import make_mask
+from lpam.physics.mri import MRIPhysics
 from lpam.training.warm_start import warm_start
 
 
@@ -38,7 +39,7 @@ def test_three_contrast_network_starts_as_the_two_contrast_one(tmp_path):
     mask = torch.from_numpy(make_mask("radial", (160, 180), rate=0.2))
     kspace = simulate_kspace(images, mask)
     with torch.no_grad():
-        recon3, recon2 = three(kspace, mask), two(kspace[:, :2], mask)
+        recon3, recon2 = three(kspace, MRIPhysics(mask, 3)), two(kspace[:, :2], MRIPhysics(mask, 2))
     assert recon3.shape == (1, 3, 160, 180) and torch.isfinite(recon3.abs()).all()
     torch.testing.assert_close(recon3[:, :2], recon2, rtol=1e-4, atol=1e-5)
 

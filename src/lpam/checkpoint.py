@@ -4,17 +4,14 @@ weights). Files written before the checksum existed (the shipped weights) load a
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
 from torch import nn
 
-from lpam.algorithm.lpam import Constants
 from lpam.device import resolve_device
 from lpam.io import atomic_path
-from lpam.models.lpam_net import LPAMNet
 from lpam.models.registry import build_model, model_config_from_dict, model_type_of
 
 FORMAT = "lpam-checkpoint-v1"
@@ -51,8 +48,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, extra: dict[str, Any] | 
     """torch.save of the model state with its type and configuration (and ``extra``), atomically."""
     payload = {"format": FORMAT, "model_type": model_type_of(model.config), "model_config": model.config.to_dict(),
                "model": model.state_dict(), **(extra or {})}
-    if isinstance(model, LPAMNet):
-        payload["constants"] = asdict(model.constants)
+    payload.update(model.checkpoint_extras())
     payload[CHECKSUM_KEY] = tensor_checksum(payload)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -100,8 +96,7 @@ def load_model_with_checkpoint(path: str | Path | None = None,
     payload = load_checkpoint(path, map_location)
     config = model_config_from_dict(payload["model_config"], payload.get("model_type", "lpam-net"))
     model = build_model(config)
-    if isinstance(model, LPAMNet) and "constants" in payload:
-        model.constants = Constants(**payload["constants"])
+    model.load_checkpoint_extras(payload)
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as error:

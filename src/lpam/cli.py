@@ -167,7 +167,7 @@ def command_benchmark(args: argparse.Namespace) -> None:
 
 
 def command_prepare(args: argparse.Namespace) -> None:
-    from lpam.data.datasets import prepare
+    from lpam.data.prepare import prepare
 
     summary = prepare(args.data, args.out, args.contrasts, tuple(args.size), args.format,
                       tuple(args.split_fractions), args.min_foreground, progress=not args.quiet,
@@ -299,8 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("prepare", help="pair, select, crop, normalise and split a dataset for train/evaluate")
     p.add_argument("--data", required=True, help="dataset folder (or one .npz file)")
-    p.add_argument("--format", default=None, choices=["brats", "bids", "ixi", "h5", "mat", "npz"],
-                   help="layout (default: detected)")
+    from lpam.data.layouts.registry import LAYOUTS
+
+    hints = "; ".join(f"{name}: {layout.hint}" for name, layout in LAYOUTS.items())
+    p.add_argument("--format", default=None, choices=list(LAYOUTS), help=f"layout (default: detected): {hints}")
     p.add_argument("--contrasts", nargs="+", default=["T1", "T2"])
     p.add_argument("--size", type=int, nargs=2, default=[160, 180], metavar=("H", "W"))
     p.add_argument("--split-fractions", type=float, nargs=3, default=[0.8, 0.1, 0.1], metavar=("TRAIN", "VAL", "TEST"))

@@ -12,7 +12,6 @@ import os
 import platform
 import time
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -22,7 +21,7 @@ from tqdm import tqdm
 
 from lpam.algorithm.lpam import History
 from lpam.checkpoint import WEIGHTS_DIR, load_checkpoint, load_model_with_checkpoint
-from lpam.data.embedded import simulate_kspace, simulate_multicoil_kspace
+from lpam.data.embedded import simulate_kspace
 from lpam.data.prepared import is_prepared
 from lpam.data.sources import EvaluationData, load_evaluation_data
 from lpam.device import resolve_device
@@ -31,18 +30,29 @@ from lpam.options import check_unique
 from lpam.metrics import slice_metrics, summarize
 from lpam.methods import BENCHMARK_MASKS, CLASSICAL, LEARNED, METHODS, PRIMARY_MASK, methods_for
 from lpam.models.lpam_net import count_parameters
-from lpam.physics.coils import calibration_size, estimate_coil_maps, resolved_map_method, simulate_coil_maps
+from lpam.physics.coils import (calibration_size, estimate_coil_maps, mask_per_coil, resolved_map_method,
+                                simulate_coil_maps)
 from lpam.physics.masks import MaskSpec, load_mask
 from lpam.plotting import convergence_plot, psnr_curves, reconstruction_grid
-from lpam.problem import zero_filled, zero_filled_rss
+from lpam.physics.mri import MRIPhysics
 from lpam.reconstruction import TVSettings, reconstruct_tv
 from lpam.workflows import branch_counts, history_json, run_network
 
 WEIGHTS = WEIGHTS_DIR
 
 
-Reconstructor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Simulator = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (images, mask) -> k-space
+Reconstructor = Callable[[torch.Tensor, MRIPhysics], torch.Tensor]  # (measurements, physics) -> images
+Simulator = Callable[[torch.Tensor, MRIPhysics], torch.Tensor]  # (images, physics) -> measurements
+
+
+def simulate(images: torch.Tensor, physics: MRIPhysics) -> torch.Tensor:
+    """Noise-free measurements A x of the images (complex64)."""
+    return physics.forward(images.to(torch.complex64))
+
+
+def zero_filled(kspace: torch.Tensor, physics: MRIPhysics) -> torch.Tensor:
+    """A^H y: the zero-filled (with coils: SENSE-combined) images."""
+    return physics.adjoint(kspace)
 
 
 @dataclass
@@ -55,15 +65,16 @@ class MethodResult:
     shown: np.ndarray | None = None
 
 
-def evaluate_method(reconstruct: Reconstructor, data: EvaluationData, mask: torch.Tensor,
+def evaluate_method(reconstruct: Reconstructor, data: EvaluationData, physics: MRIPhysics,
                     positions: Sequence[int], show: int | None = None,
-                    simulate: Simulator = simulate_kspace) -> MethodResult:
-    """Reconstruct the slices at ``positions`` from k-space y = P F x and score every slice against |x|
-    (x complex for measured k-space: then y is the measurement, nothing simulated; docs/method.md section 7)."""
+                    simulate: Simulator = simulate) -> MethodResult:
+    """Reconstruct the slices at ``positions`` from their measurements y = A x and score every slice against
+    |x| (x complex for measured k-space: then y is the measurement, nothing simulated; docs/method.md
+    section 7)."""
     images = data.images[list(positions)]
-    kspace = simulate(images, mask)
+    kspace = simulate(images, physics)
     started = time.perf_counter()
-    recon = reconstruct(kspace, mask)
+    recon = reconstruct(kspace, physics)
     result = MethodResult(seconds=time.perf_counter() - started)
     magnitudes, truth = recon.abs().numpy(), images.abs().numpy()
     for row, position in enumerate(positions):
@@ -82,31 +93,32 @@ def summary(result: MethodResult, contrasts: Sequence[str], positions: Sequence[
 
 def network_reconstructor(model: torch.nn.Module, mode: str, history: History | None = None,
                           progress: bool = False, phases: int | None = None) -> Reconstructor:
-    return lambda kspace, mask: run_network(model, kspace, mask, mode, history, progress, phases=phases)
+    return lambda kspace, physics: run_network(model, kspace, physics, mode, history, progress, phases=phases)
 
 
-def multicoil_reconstructors(model: torch.nn.Module, name: str, mode: str, maps: torch.Tensor,
-                             estimate_maps: str | None = None, progress: bool = False,
-                             phases: int | None = None) -> dict[str, Reconstructor]:
+def multicoil_reconstructors(model: torch.nn.Module, name: str, mode: str, estimate_maps: str | None = None,
+                             progress: bool = False, phases: int | None = None) -> dict[str, Reconstructor]:
     """The methods of `lpam evaluate --coils`: zero-filled coil-combined by root sum of squares and by the
-    maps (SENSE, A^H y), and the model with A_c = P F S_c. The maps are the simulated ``maps``, or, when
-    ``estimate_maps`` names a method of :func:`estimate_coil_maps`, estimated from the calibration region
-    of each slice's sampled k-space (per contrast)."""
+    maps (SENSE, A^H y), and the model with A_c = P F S_c. The maps are the physics' (simulated or stored)
+    ones, or, when ``estimate_maps`` names a method of :func:`estimate_coil_maps`, estimated from the
+    calibration region of each slice's sampled k-space (per contrast)."""
 
-    def maps_for(kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return maps if estimate_maps is None else estimate_coil_maps(kspace, mask, estimate_maps)
+    def physics_for(kspace: torch.Tensor, physics: MRIPhysics) -> MRIPhysics:
+        if estimate_maps is None:
+            return physics
+        return MRIPhysics(physics.mask, physics.contrasts, estimate_coil_maps(kspace, physics.mask, estimate_maps))
 
     return {
-        "zero-filled-rss": zero_filled_rss,
-        "zero-filled-sense": lambda kspace, mask: zero_filled(kspace, mask, maps_for(kspace, mask)),
-        name: lambda kspace, mask: run_network(model, kspace, mask, mode, progress=progress,
-                                               maps=maps_for(kspace, mask), phases=phases),
+        "zero-filled-rss": lambda kspace, physics: physics.root_sum_of_squares(kspace),
+        "zero-filled-sense": lambda kspace, physics: zero_filled(kspace, physics_for(kspace, physics)),
+        name: lambda kspace, physics: run_network(model, kspace, physics_for(kspace, physics), mode,
+                                                  progress=progress, phases=phases),
     }
 
 
 def tv_reconstructor(coupling: str, iterations: int, progress: bool = False) -> Reconstructor:
-    return lambda kspace, mask: reconstruct_tv(kspace, mask, TVSettings(coupling=coupling, iterations=iterations),
-                                               progress)[0]
+    settings = TVSettings(coupling=coupling, iterations=iterations)
+    return lambda kspace, physics: reconstruct_tv(kspace, physics, settings, progress)[0]
 
 
 def _trained_contrasts(checkpoint: dict) -> list[str]:
@@ -173,22 +185,21 @@ def evaluate_checkpoint(
     positions = list(range(dataset.images.shape[0]))
     show = positions[len(positions) // 2]
     if measured_coils:
-        def measured_coil_kspace(images: torch.Tensor, sampling_mask: torch.Tensor) -> torch.Tensor:
+        def measured_coil_kspace(images: torch.Tensor, physics: MRIPhysics) -> torch.Tensor:
             """P F x_c of the measured coil images; every slice is evaluated at once, so they are those of
             ``images`` (their SENSE combinations)."""
-            return simulate_kspace(dataset.coil_images, sampling_mask)
+            return simulate_kspace(dataset.coil_images, mask_per_coil(physics.mask))
 
-        simulate: Simulator = measured_coil_kspace
-        reconstructors = multicoil_reconstructors(model, name, mode, dataset.maps, estimate_maps, progress, phases)
+        physics, simulator = MRIPhysics(sampling, len(contrasts), dataset.maps), measured_coil_kspace
+        reconstructors = multicoil_reconstructors(model, name, mode, estimate_maps, progress, phases)
     elif coils is None:
-        simulate = simulate_kspace
+        physics, simulator = MRIPhysics(sampling, len(contrasts)), simulate
         reconstructors = {"zero-filled": zero_filled,
                           name: network_reconstructor(model, mode, progress=progress, phases=phases)}
     else:
-        maps = simulate_coil_maps(coils, shape)
-        simulate = partial(simulate_multicoil_kspace, maps=maps)
-        reconstructors = multicoil_reconstructors(model, name, mode, maps, estimate_maps, progress, phases)
-    results = {method: evaluate_method(reconstruct, dataset, sampling, positions, show, simulate)
+        physics, simulator = MRIPhysics(sampling, len(contrasts), simulate_coil_maps(coils, shape)), simulate
+        reconstructors = multicoil_reconstructors(model, name, mode, estimate_maps, progress, phases)
+    results = {method: evaluate_method(reconstruct, dataset, physics, positions, show, simulator)
                for method, reconstruct in reconstructors.items()}
     metrics = {
         "methods": {method: summary(result, dataset.contrasts) for method, result in results.items()},
@@ -317,7 +328,8 @@ def run_benchmark(
         else:
             history = History() if LEARNED[method].mode == "convergent" else None
             reconstruct = network_reconstructor(model_for(method, mask_label), LEARNED[method].mode, history)
-        results[method][mask_label] = evaluate_method(reconstruct, dataset, sampling, positions, show)
+        physics = MRIPhysics(sampling, len(dataset.contrasts))
+        results[method][mask_label] = evaluate_method(reconstruct, dataset, physics, positions, show)
         if method in LEARNED and LEARNED[method].mode == "convergent":
             results[method][mask_label].history = history
     bar.close()

@@ -54,26 +54,6 @@ METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {"psnr": _psnr, 
                                                                  "rmse": _rmse}
 
 
-def psnr(recon: np.ndarray, target: np.ndarray) -> float:
-    """10 log10(1 / mean((s - t)^2)) in dB, data range 1; inf for an exact reconstruction."""
-    return _psnr(*_magnitudes(recon, target))
-
-
-def ssim(recon: np.ndarray, target: np.ndarray) -> float:
-    """scikit-image's SSIM: 7x7 uniform window, K1 = 0.01, K2 = 0.03, data range 1."""
-    return _ssim(*_magnitudes(recon, target))
-
-
-def nmse(recon: np.ndarray, target: np.ndarray) -> float:
-    """||s - t||^2 / ||t||^2."""
-    return _nmse(*_magnitudes(recon, target))
-
-
-def rmse(recon: np.ndarray, target: np.ndarray) -> float:
-    """sqrt(mean((s - t)^2))."""
-    return _rmse(*_magnitudes(recon, target))
-
-
 def slice_metrics(recon: np.ndarray, target: np.ndarray) -> dict[str, float]:
     """{"psnr", "ssim", "nmse", "rmse"} of one 2-D slice (real or complex; magnitudes are taken)."""
     recon, target = _magnitudes(recon, target)

@@ -7,7 +7,8 @@ import torch
 from tqdm import tqdm
 
 from lpam.algorithm.lpam import Constants, History, StepSizes, solve
-from lpam.problem import SOLVER_DTYPES, check_kspace, mri_objective, zero_filled
+from lpam.physics.mri import SOLVER_DTYPES, MRIPhysics
+from lpam.problem import mri_objective
 from lpam.regularizers.tv import total_variation
 
 PRECISIONS = {"complex64": torch.complex64, "complex128": torch.complex128}
@@ -40,17 +41,19 @@ class TVSettings:
 
 
 def reconstruct_tv(
-    kspace: torch.Tensor, mask: torch.Tensor, settings: TVSettings | None = None, progress: bool = False
+    kspace: torch.Tensor, physics: MRIPhysics, settings: TVSettings | None = None, progress: bool = False
 ) -> tuple[torch.Tensor, History]:
-    """Joint / separate TV reconstruction of k-space (B, C, H, W); returns complex images and the history."""
+    """Joint / separate TV reconstruction of the measurements of ``physics`` (single- or multi-coil); returns
+    complex images (B, C, H, W) and the history."""
     settings = settings or TVSettings()
-    check_kspace(kspace, mask, dtypes=SOLVER_DTYPES)
+    physics.check(kspace, SOLVER_DTYPES)
     if settings.precision not in PRECISIONS:
         raise ValueError(f"unknown precision {settings.precision!r}; choose one of {', '.join(PRECISIONS)}")
     kspace_c = kspace.to(PRECISIONS[settings.precision])
-    objective = mri_objective(kspace_c, mask, total_variation(kspace.shape[1], settings.lam, settings.coupling,
-                                                                   settings.boundary))
-    x0 = list(zero_filled(kspace_c, mask).unbind(1))
+    physics = physics.to(kspace_c.device, kspace_c.dtype)
+    objective = mri_objective(kspace_c, physics, total_variation(kspace.shape[1], settings.lam, settings.coupling,
+                                                                 settings.boundary))
+    x0 = list(physics.adjoint(kspace_c).unbind(1))
     with tqdm(total=settings.iterations, desc=f"LPAM {settings.coupling} TV", disable=not progress,
               dynamic_ncols=True) as bar:
         def report(k: int, state) -> None:

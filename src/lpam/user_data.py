@@ -24,7 +24,7 @@ from lpam.data.files import read_array
 from lpam.io import atomic_path, check_output_folder, save_json, staged_outputs
 from lpam.metrics import evaluate_contrasts
 from lpam.plotting import reconstruction_grid
-from lpam.problem import zero_filled
+from lpam.physics.mri import MRIPhysics
 from lpam.physics.masks import MaskSpec, load_mask
 from lpam.workflows import run_network
 
@@ -95,7 +95,7 @@ def _sampling(arrays: list[np.ndarray], input_type: str, mask_file: str | Path |
 
 
 def _network_input(stacked: np.ndarray, input_type: str,
-                   sampling: torch.Tensor) -> tuple[torch.Tensor, np.ndarray, np.ndarray | None]:
+                   physics: MRIPhysics) -> tuple[torch.Tensor, np.ndarray, np.ndarray | None]:
     """(k-space scaled for the network, per-contrast scale, reference images in [0, 1] or None)."""
     if input_type == "image":
         magnitudes = np.abs(stacked).astype(np.float32)
@@ -103,9 +103,9 @@ def _network_input(stacked: np.ndarray, input_type: str,
         if (scale == 0).any():
             raise ValueError("an input image is all zeros")
         reference = magnitudes / scale
-        return simulate_kspace(torch.from_numpy(reference), sampling), scale, reference
-    kspace = torch.from_numpy(stacked.astype(np.complex64)) * sampling
-    scale = zero_filled(kspace, sampling).abs().amax(dim=(0, 2, 3), keepdim=True).numpy()
+        return simulate_kspace(torch.from_numpy(reference), physics.mask), scale, reference
+    kspace = physics.sampled(torch.from_numpy(stacked.astype(np.complex64)))
+    scale = physics.adjoint(kspace).abs().amax(dim=(0, 2, 3), keepdim=True).numpy()
     if (scale == 0).any():
         raise ValueError("a contrast's k-space is zero on the mask")
     return kspace / torch.from_numpy(scale), scale, None
@@ -142,9 +142,10 @@ def reconstruct_files(
         raise ValueError(f"the checkpoint reconstructs {model.config.contrasts} contrasts, got {len(paths)} input files")
     arrays = _read_inputs(paths, input_type, slice_axis)
     sampling = _sampling(arrays, input_type, mask_file, mask)
-    kspace, scale, reference = _network_input(np.stack(arrays, axis=1), input_type, sampling)  # (S, C, H, W)
-    recon = run_network(model, kspace, sampling, mode=mode, progress=progress, phases=phases).abs().numpy()
-    baseline = zero_filled(kspace, sampling).abs().numpy()
+    physics = MRIPhysics(sampling, len(arrays))
+    kspace, scale, reference = _network_input(np.stack(arrays, axis=1), input_type, physics)  # (S, C, H, W)
+    recon = run_network(model, kspace, physics, mode=mode, progress=progress, phases=phases).abs().numpy()
+    baseline = physics.adjoint(kspace).abs().numpy()
     label = model_type_of(model.config)
     affine = nibabel.load(paths[0]).affine if _is_nifti(paths[0]) else np.eye(4)
     names = []

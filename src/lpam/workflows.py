@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -21,7 +20,8 @@ from lpam.models.lpam_net import LPAMNet, count_parameters
 from lpam.models.registry import model_type_of
 from lpam.physics.masks import MaskSpec
 from lpam.plotting import convergence_plot, reconstruction_grid
-from lpam.problem import normalised_kspace, zero_filled
+from lpam.physics.mri import MRIPhysics
+from lpam.problem import normalised_kspace
 from lpam.reconstruction import TVSettings, reconstruct_tv
 
 REGULARIZERS = {"joint-tv": "joint", "separate-tv": "separate"}
@@ -59,11 +59,12 @@ def solve_embedded(
     settings.coupling = REGULARIZERS[regularizer]
     data = load_split(split, contrasts, slices=slices)
     sampling = mask.build(tuple(data.images.shape[-2:]))
+    physics = MRIPhysics(sampling, data.images.shape[1])
     kspace = simulate_kspace(data.images, sampling, noise_std=noise_std)
     started = time.perf_counter()
-    recon, history = reconstruct_tv(kspace, sampling, settings, progress=progress)
+    recon, history = reconstruct_tv(kspace, physics, settings, progress=progress)
     seconds = time.perf_counter() - started
-    baseline = zero_filled(kspace, sampling)
+    baseline = physics.adjoint(kspace)
     contrasts = list(data.contrasts)
     metrics = {
         "methods": {
@@ -89,26 +90,24 @@ def solve_embedded(
 
 
 @torch.no_grad()
-def run_network(model: LPAMNet, kspace: torch.Tensor, mask: torch.Tensor, mode: str = "plain",
-                history: History | None = None, progress: bool = False,
-                maps: torch.Tensor | None = None, phases: int | None = None) -> torch.Tensor:
+def run_network(model: LPAMNet, kspace: torch.Tensor, physics: MRIPhysics, mode: str = "plain",
+                history: History | None = None, progress: bool = False, phases: int | None = None) -> torch.Tensor:
     """LPAM-net slice by slice (batch 1 keeps memory flat) on the model's device; results on the CPU.
-    Multi-coil k-space (S, C, Nc, H, W) comes with coil ``maps``: (Nc, H, W) for every slice, or one set per
-    slice, (S, Nc, H, W) or (S, C, Nc, H, W). numpy arrays and complex128 k-space are converted; k-space
+    ``kspace`` (S, C, H, W), or multi-coil (S, C, Nc, H, W), are the measurements of ``physics`` (its masks and
+    maps shared by the slices or one per slice). numpy arrays and complex128 k-space are converted; k-space
     scaled far from the training data is normalised for the network (with a warning) and the result scaled
     back (:func:`lpam.problem.normalised_kspace`). ``phases`` (default: the trained K) may exceed K."""
-    kspace, mask = as_tensor(kspace, torch.complex64), as_tensor(mask)
-    kspace, scale, message = normalised_kspace(kspace, mask, maps)
+    kspace = as_tensor(kspace, torch.complex64)
+    physics.check(kspace)
+    kspace, scale, message = normalised_kspace(kspace, physics)
     if message is not None:
         warnings.warn(message, stacklevel=2)
     device = next(model.parameters()).device
-    mask = mask.to(device)
     outputs = []
     for i in tqdm(range(kspace.shape[0]), desc=f"LPAM-net ({mode})", disable=not progress, dynamic_ncols=True):
         sample_history = None if history is None else History()
-        sample_maps = None if maps is None else (maps[i : i + 1] if maps.ndim > 3 else maps).to(device)
-        outputs.append(model(kspace[i : i + 1].to(device), mask, phases=phases, mode=mode, history=sample_history,
-                             maps=sample_maps).cpu())
+        outputs.append(model(kspace[i : i + 1].to(device), physics.sample(i).to(device), phases=phases, mode=mode,
+                             history=sample_history).cpu())
         if history is not None:
             history.add_samples(sample_history)
     return torch.cat(outputs) * scale
@@ -166,14 +165,15 @@ def run_demo(
     data = load_split("test", slices=slices)
     mask = MaskSpec()
     sampling = mask.build(tuple(data.images.shape[-2:]))
+    physics = MRIPhysics(sampling, data.images.shape[1])
     kspace = simulate_kspace(data.images, sampling)
     contrasts, truth = list(data.contrasts), data.images.numpy()
-    recons, seconds = {"zero-filled": zero_filled(kspace, sampling)}, {}
+    recons, seconds = {"zero-filled": physics.adjoint(kspace)}, {}
     started = time.perf_counter()
-    recons["joint-tv"], _ = reconstruct_tv(kspace, sampling, tv_settings or TVSettings(), progress=progress)
+    recons["joint-tv"], _ = reconstruct_tv(kspace, physics, tv_settings or TVSettings(), progress=progress)
     seconds["joint-tv"] = time.perf_counter() - started
     started = time.perf_counter()
-    recons[label] = run_network(model, kspace, sampling, progress=progress, phases=phases)
+    recons[label] = run_network(model, kspace, physics, progress=progress, phases=phases)
     seconds[label] = time.perf_counter() - started
     if convergent and label != "lpam-net":
         raise ValueError(f"--convergent needs an LPAM-net checkpoint; this one holds a {label}")
@@ -181,7 +181,7 @@ def run_demo(
     history = History() if convergent or headline == "lpam-net-convergent" else None
     if history is not None:
         started = time.perf_counter()
-        recons["lpam-net-convergent"] = run_network(model, kspace, sampling, "convergent", history, progress,
+        recons["lpam-net-convergent"] = run_network(model, kspace, physics, "convergent", history, progress,
                                                     phases=phases)
         seconds["lpam-net-convergent"] = time.perf_counter() - started
     metrics = {

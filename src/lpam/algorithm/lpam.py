@@ -23,10 +23,9 @@ from typing import Callable, Sequence
 
 import torch
 
-from lpam.algorithm.regularizer import Regularizer
+from lpam.algorithm.regularizer import Blocks, Regularizer
 from lpam.algorithm.smoothing import squared_norms
 
-Blocks = list[torch.Tensor]
 Scalar = float | torch.Tensor
 
 

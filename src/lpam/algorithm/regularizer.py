@@ -17,7 +17,7 @@ import torch
 
 from lpam.algorithm.smoothing import smoothed_l21, smoothed_l21_grad
 
-Blocks = Sequence[torch.Tensor]
+Blocks = list[torch.Tensor]  # the images x_1..x_N, one tensor (B, ...) per block
 FeatureMap = Callable[..., torch.Tensor]
 
 
@@ -32,7 +32,7 @@ class Term:
 
 def autograd_smoothed_value_and_grad(
     feature_map: FeatureMap, inputs: Blocks, eps: torch.Tensor, need_grad: bool = True
-) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+) -> tuple[torch.Tensor, Blocks | None]:
     """sum_i r_eps(g_i) and J_g^T grad r_eps by autograd.
 
     When the caller records a graph (training through the solver), the gradient keeps its own graph
@@ -69,7 +69,7 @@ class Regularizer:
 
     def _evaluate(
         self, term_index: int, blocks: Blocks, eps: torch.Tensor, need_grad: bool
-    ) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+    ) -> tuple[torch.Tensor, Blocks | None]:
         term = self.terms[term_index]
         inputs = [blocks[j] for j in term.blocks]
         hand_written = getattr(term.feature_map, "smoothed_value_and_grad", None)
@@ -94,7 +94,7 @@ class Regularizer:
                 total = total + grads[term.blocks.index(block)]
         return total
 
-    def value_and_grads(self, blocks: Blocks, eps: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def value_and_grads(self, blocks: Blocks, eps: torch.Tensor) -> tuple[torch.Tensor, Blocks]:
         """R_eps(x) and its gradient with respect to every block."""
         value = torch.zeros(blocks[0].shape[0], dtype=blocks[0].real.dtype, device=blocks[0].device)
         grads = [torch.zeros_like(x) for x in blocks]

@@ -30,11 +30,6 @@ def group_norms(features: torch.Tensor) -> torch.Tensor:
     return squared_magnitude(features).sum(dim=1, keepdim=True).sqrt()
 
 
-def l21_norm(features: torch.Tensor) -> torch.Tensor:
-    """||g||_{2,1} = sum_i ||g_i||_2 per sample, shape (B,)."""
-    return group_norms(features).flatten(1).sum(1)
-
-
 def smoothed_l21(features: torch.Tensor, eps: torch.Tensor | float) -> torch.Tensor:
     """sum_i r_eps(g_i) per sample, with r_eps(z) = ||z||^2/(2 eps) if ||z|| <= eps else ||z|| - eps/2."""
     norms = group_norms(features)

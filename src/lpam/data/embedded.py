@@ -16,7 +16,6 @@ Neighbouring slices are strongly correlated, so results on the test slab do not 
 """
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
@@ -26,21 +25,22 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from lpam.physics.coils import mask_per_coil, maps_per_contrast
-from lpam.physics.fourier import fft2c
+from lpam.physics.fourier import MaskedFourier
+from lpam.physics.mri import MRIPhysics
+from lpam.physics.operator import simulate_measurements
 from lpam.physics.masks import binary_mask_error
+from lpam.data.prepared import SPLIT_ALIASES, SPLITS
 from lpam.options import check_unique
 from lpam.problem import peak_warning
 
 DATA_FILE = Path(__file__).parent / "icbm2009c_t1t2.npz"
 CONTRASTS = ("T1", "T2", "PD")
 DEFAULT_CONTRASTS = ("T1", "T2")
-SPLITS: dict[str, tuple[int, ...]] = {
-    "train": tuple(range(20, 80)) + tuple(range(122, 156)),
-    "val": tuple(range(84, 94)),
-    "test": tuple(range(98, 118)),
-}
-SPLIT_ALIASES = {"validation": "val"}
+SPLIT_SLICES: dict[str, tuple[int, ...]] = dict(zip(SPLITS, (  # the axial indices z of each split
+    tuple(range(20, 80)) + tuple(range(122, 156)),
+    tuple(range(84, 94)),
+    tuple(range(98, 118)),
+)))
 NEGATIVE_TOLERANCE = 0.1  # real images may dip this far below 0 (sharpening, interpolation) without a warning
 
 
@@ -79,7 +79,7 @@ def load_split(
     object or a sequence of indices, negative ones counting from the end), e.g. ``slice(0, 4)``.
     """
     name = SPLIT_ALIASES.get(split, split)
-    if name not in SPLITS:
+    if name not in SPLIT_SLICES:
         raise ValueError(f"unknown split {split!r}; choose one of train, val (validation), test")
     contrasts = (contrasts,) if isinstance(contrasts, str) else tuple(check_unique(contrasts, "contrasts"))
     unknown = [c for c in contrasts if c not in CONTRASTS]
@@ -87,7 +87,7 @@ def load_split(
         raise ValueError(
             f"unknown contrast(s) {unknown or list(contrasts)}; the embedded data has {', '.join(CONTRASTS)}"
         )
-    axial = list(SPLITS[name])
+    axial = list(SPLIT_SLICES[name])
     if slices is not None:
         positions = range(len(axial))[slices] if isinstance(slices, slice) else list(slices)
         outside = [p for p in positions if not -len(axial) <= p < len(axial)]
@@ -115,7 +115,7 @@ def _warn_if_unnormalised(images: torch.Tensor) -> None:
 def simulate_kspace(
     images: torch.Tensor, mask: torch.Tensor, noise_std: float = 0.0, seed: int | None = 0
 ) -> torch.Tensor:
-    """y = P F x + P n, complex64, F the centred orthonormal FFT (:func:`fft2c`), P = (mask != 0).
+    """y = P F x + P n, complex64, F the centred orthonormal FFT (:class:`MaskedFourier`), P = (mask != 0).
 
     n is complex Gaussian with E|n|^2 = noise_std^2 per k-space sample (Re and Im each with standard
     deviation noise_std / sqrt(2)); with the orthonormal F this is also the noise level per pixel in
@@ -133,8 +133,6 @@ def simulate_kspace(
         broadcast = None
     if mask.ndim < 2 or broadcast != images.shape:
         raise ValueError(f"mask shape {tuple(mask.shape)} does not match image shape {tuple(images.shape)}")
-    if not (math.isfinite(noise_std) and noise_std >= 0):
-        raise ValueError(f"noise_std must be finite and >= 0, got {noise_std}")
     for name, tensor in (("images", images), ("mask", mask)):
         if not torch.isfinite(tensor).all():
             raise ValueError(f"NaN or infinite values in the {name}")
@@ -142,27 +140,19 @@ def simulate_kspace(
     if problem is not None:
         raise ValueError(problem)
     _warn_if_unnormalised(images)
-    kspace = fft2c(images.to(torch.complex64))
-    if noise_std > 0:
-        generator = torch.Generator()
-        if seed is None:
-            generator.seed()
-        else:
-            generator.manual_seed(seed)
-        noise = torch.randn(kspace.shape, dtype=torch.complex64, generator=generator)  # E|n|^2 = 1
-        kspace = kspace + noise_std * noise.to(kspace.device)
-    return kspace * (mask != 0).to(kspace.device)
+    return simulate_measurements(MaskedFourier(mask.to(images.device)), images.to(torch.complex64), noise_std, seed)
 
 
 def simulate_multicoil_kspace(
     images: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor, noise_std: float = 0.0, seed: int | None = 0
 ) -> torch.Tensor:
     """y_c = P F (S_c x) + P n_c, complex64 (B, C, Nc, H, W), for images (B, C, H, W) and coil maps (Nc, H, W),
-    (B, Nc, H, W) or (B, C, Nc, H, W) (:mod:`lpam.problem`); ``mask`` (H, W), (B, H, W) or (B, C, H, W). The
+    (B, Nc, H, W) or (B, C, Nc, H, W) (:mod:`lpam.physics.mri`); ``mask`` (H, W), (B, H, W) or (B, C, H, W). The
     noise is that of :func:`simulate_kspace`, independent per coil sample."""
     if images.ndim != 4:
         raise ValueError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
     if not torch.isfinite(torch.view_as_real(maps) if maps.is_complex() else maps).all():
         raise ValueError("NaN or infinite values in the coil maps")
-    coil_images = images[:, :, None] * maps_per_contrast(maps).to(images.device)
-    return simulate_kspace(coil_images, mask_per_coil(mask), noise_std, seed)
+    _warn_if_unnormalised(images)
+    physics = MRIPhysics(mask.to(images.device), images.shape[1], maps.to(images.device))
+    return simulate_measurements(physics, images.to(torch.complex64), noise_std, seed)

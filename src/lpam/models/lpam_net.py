@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -35,7 +36,8 @@ from lpam.algorithm.regularizer import Regularizer, Term
 from lpam.models.cnn import G_INITS, ComplexCNN, channels_to_complex
 from lpam.options import checked_options
 from lpam.physics.fourier import ifft2c
-from lpam.problem import check_kspace, mri_objective, zero_filled
+from lpam.physics.mri import MRIPhysics
+from lpam.problem import check_measurements, mri_objective, per_contrast
 
 COUPLINGS = ("joint", "separate", "shared")
 MODES = ("plain", "convergent")
@@ -66,6 +68,7 @@ class LPAMNetConfig:
     padding: str = "zeros"
     intensity_reference: float | None = None  # q99 of |A^H y| is mapped to this value (None: no normalisation)
     constants: dict | None = None  # the network's a, c, sigma, gamma, rho, max_backtracks (lpam.algorithm.lpam.Constants)
+    modes: ClassVar[tuple[str, ...]] = MODES
 
     def __post_init__(self) -> None:
         choices = {"coupling": COUPLINGS, "g_init": G_INITS, "initial_image": INITIAL_IMAGES,
@@ -90,6 +93,15 @@ class LPAMNetConfig:
                 raise ValueError(f"constants must be a mapping of a, c, sigma, gamma, rho, max_backtracks, tol; "
                                  f"got {self.constants!r}")
             Constants(**checked_options(Constants, self.constants, "model.constants option"))
+
+    def check_schedule(self, phases: list[int]) -> None:
+        """Progressive training: every stage trains 1..K phases, the last stage all K."""
+        for count in phases:
+            if not 1 <= count <= self.phases:
+                raise ValueError(f"stage phases {count} outside 1..model.phases={self.phases}")
+        if phases[-1] != self.phases:
+            raise ValueError(f"the last stage of train.schedule must train model.phases={self.phases} phases, "
+                             f"it trains {phases[-1]}")
 
     @classmethod
     def from_dict(cls, values: dict) -> "LPAMNetConfig":
@@ -116,8 +128,8 @@ class KSpaceInitializer(nn.Module):
 
 
 class LPAMNet(nn.Module):
-    """x_hat = LPAM-net(y, P): complex images (B, C, H, W) from k-space (B, C, H, W) and mask, or from
-    multi-coil k-space (B, C, Nc, H, W), mask and coil maps."""
+    """x_hat = LPAM-net(y, A): complex images (B, C, H, W) from the measurements y and their physics A
+    (:class:`~lpam.physics.mri.MRIPhysics`: single-coil k-space (B, C, H, W), or multi-coil (B, C, Nc, H, W))."""
 
     def __init__(self, config: LPAMNetConfig | None = None, constants: Constants | None = None) -> None:
         super().__init__()
@@ -164,6 +176,20 @@ class LPAMNet(nn.Module):
         tau = alpha if self.config.step_rule == "descent" else self.tau[phase].abs()
         return StepSizes(alpha=list(alpha), tau=list(tau), abar=list(self.abar[phase].abs()))
 
+    def reset_alpha(self, value: float) -> None:
+        """Every phase's alpha set to ``value`` (e.g. a step the warm-started network's Phi_eps accepts)."""
+        with torch.no_grad():
+            self.alpha.fill_(value)
+
+    def checkpoint_extras(self) -> dict:
+        """The network's constants a, c, sigma, gamma, rho, max_backtracks, stored beside the weights."""
+        return {"constants": asdict(self.constants)}
+
+    def load_checkpoint_extras(self, payload: dict) -> None:
+        """The constants a checkpoint stored (older checkpoints keep those of the config)."""
+        if "constants" in payload:
+            self.constants = Constants(**payload["constants"])
+
     def step_size_parameters(self) -> list[nn.Parameter]:
         """alpha, tau (or lam), abar and eps0: trained with their own learning rate."""
         weight = self.tau if self.config.step_rule == "free" else self.log_reg_weight
@@ -179,11 +205,11 @@ class LPAMNet(nn.Module):
         level = torch.quantile(adjoint_images.detach().abs().flatten(2), INTENSITY_QUANTILE, dim=2)
         return torch.where(level > 0, level / reference, 1.0).reshape(ones.shape)
 
-    def initial_image(self, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None = None) -> torch.Tensor:
-        """x0 = A^H y (SENSE-combined with coil ``maps``), or the learned k-space initialiser (single-coil)."""
+    def initial_image(self, kspace: torch.Tensor, physics: MRIPhysics) -> torch.Tensor:
+        """x0 = A^H y (SENSE-combined with coil maps), or the learned k-space initialiser (single-coil)."""
         if self.initializer is None:
-            return zero_filled(kspace, mask, maps)
-        if maps is not None:
+            return physics.adjoint(kspace)
+        if physics.multi_coil:
             raise ValueError("the learned initial image works on single-coil k-space; use initial_image "
                              "'zero-filled' for multi-coil data")
         return self.initializer(kspace)
@@ -191,35 +217,26 @@ class LPAMNet(nn.Module):
     def forward(
         self,
         kspace: torch.Tensor,
-        mask: torch.Tensor,
+        physics: MRIPhysics,
         phases: int | None = None,
         mode: str = "plain",
         history: History | None = None,
-        maps: torch.Tensor | None = None,
         iterates: list[torch.Tensor] | None = None,
         measure_descent: bool = False,
     ) -> torch.Tensor:
-        """Run ``phases`` (default: the trained K; more repeat the last phase's steps); ``history`` (if given)
+        """Run ``phases`` (default: the trained K; more repeat the last phase's steps) on the measurements
+        ``kspace`` of ``physics``: single-coil (B, C, H, W), or multi-coil (B, C, Nc, H, W) with coil maps in
+        the physics (each data term then summed over the coils, A_j = P F S_c). ``history`` (if given)
         receives one record per phase and ``iterates`` (if given) the images x^k (B, C, H, W) after each phase;
         ``measure_descent`` (training) sets ``descent_violation`` to the learned steps' mean violation of the
-        acceptance test's sufficient decrease, in either mode.
-
-        Single-coil k-space is (B, C, H, W); multi-coil k-space (B, C, Nc, H, W) comes with coil ``maps``
-        (see :mod:`lpam.problem`) and then each data term is summed over the coils, A_j = P F S_c."""
-        if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-        phases = self.config.phases if phases is None else phases
-        if isinstance(phases, bool) or not isinstance(phases, int) or phases < 1:
-            raise ValueError(f"phases must be a whole number >= 1, got {phases!r}")
-        check_kspace(kspace, mask, maps)
-        if kspace.shape[1] != self.config.contrasts:
-            raise ValueError(f"model expects {self.config.contrasts} contrasts, k-space has {kspace.shape[1]}")
-        mask = mask.to(kspace.device)
-        adjoint_images = zero_filled(kspace, mask, maps)
+        acceptance test's sufficient decrease, in either mode."""
+        phases = self._checked_call(kspace, physics, phases, mode)
+        physics = physics.to(kspace.device)
+        adjoint_images = physics.adjoint(kspace)
         scale = self.intensity_scale(adjoint_images)
-        kspace = kspace / scale.reshape(scale.shape[:2] + (1,) * (kspace.ndim - 2)).to(kspace.dtype)
-        objective = mri_objective(kspace, mask, self.regularizer(), maps)
-        x0 = adjoint_images / scale if self.initializer is None else self.initial_image(kspace, mask, maps)
+        kspace = kspace / per_contrast(scale[..., 0, 0], kspace.ndim).to(kspace.dtype)
+        objective = mri_objective(kspace, physics, self.regularizer())
+        x0 = adjoint_images / scale if self.initializer is None else self.initial_image(kspace, physics)
         state = initial_state(list(x0.unbind(1)), self.eps0.abs(), len(self.eps0))
         convergent = mode == "convergent"
         measure = measure_descent and self.training and torch.is_grad_enabled()
@@ -235,6 +252,16 @@ class LPAMNet(nn.Module):
         # mean over phases and samples of the descent violation of the learned steps (0 outside training)
         self.descent_violation = state.violation.mean() / phases if measure else torch.zeros(())
         return torch.stack(state.blocks, dim=1) * scale
+
+    def _checked_call(self, kspace: torch.Tensor, physics: MRIPhysics, phases: int | None, mode: str) -> int:
+        """The number of phases to run, after checking the mode, the phases and the measurements."""
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        phases = self.config.phases if phases is None else phases
+        if isinstance(phases, bool) or not isinstance(phases, int) or phases < 1:
+            raise ValueError(f"phases must be a whole number >= 1, got {phases!r}")
+        check_measurements(kspace, physics, self.config.contrasts)
+        return phases
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -17,14 +17,15 @@ image is zero-padded to a multiple of 2**pools and cropped back.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lpam.options import checked_options
-from lpam.physics.fourier import fft2c, ifft2c
-from lpam.problem import check_kspace, data_gradient, zero_filled
+from lpam.physics.mri import MRIPhysics
+from lpam.problem import check_measurements
 
 
 @dataclass
@@ -40,10 +41,12 @@ class UNetConfig:
         if self.contrasts < 1 or self.channels < 1 or self.pools < 0:
             raise ValueError(f"U-Net needs contrasts >= 1, channels >= 1 and pools >= 0, got {self}")
 
-    @property
-    def phases(self) -> int:
-        """A U-Net has no phases; training schedules use phases: 1."""
-        return 1
+    modes: ClassVar[tuple[str, ...]] = ("plain",)  # no convergent mode
+
+    def check_schedule(self, phases: list[int]) -> None:
+        """A U-Net is one pass, not phases: every training stage gives phases 1."""
+        if any(p != 1 for p in phases):
+            raise ValueError(f"the U-Net has no phases: every train.schedule stage needs phases: 1, got {phases}")
 
     @classmethod
     def from_dict(cls, values: dict) -> "UNetConfig":
@@ -94,22 +97,30 @@ class ResidualUNet(nn.Module):
             features = block(torch.cat([skips.pop(), upsample(features)], dim=1))
         return self.output(features)[..., :height, :width]
 
-    def forward(self, kspace: torch.Tensor, mask: torch.Tensor, phases: int | None = None, mode: str = "plain",
-                history: object = None, maps: torch.Tensor | None = None) -> torch.Tensor:
-        """The same call as LPAM-net; ``phases`` may only be None or 1, ``mode`` only plain, no history."""
+    def step_size_parameters(self) -> list[nn.Parameter]:
+        """No step sizes: every parameter trains at the network learning rate."""
+        return []
+
+    def checkpoint_extras(self) -> dict:
+        """Nothing beyond the weights and the config."""
+        return {}
+
+    def load_checkpoint_extras(self, payload: dict) -> None:
+        """Nothing beyond the weights and the config."""
+
+    def forward(self, kspace: torch.Tensor, physics: MRIPhysics, phases: int | None = None, mode: str = "plain",
+                history: object = None) -> torch.Tensor:
+        """The same call as LPAM-net; ``phases`` may only be None or 1, ``mode`` only plain, no history.
+        Data consistency: x - A^H (A x - y), the unit gradient step on the data term, which is the hard data
+        consistency F^H (P y + (1 - P) F x) for single-coil data and its coil-combined form with coils."""
         if phases not in (None, 1) or mode != "plain" or history is not None:
             raise ValueError("the U-Net has no phases, no convergent mode and no history (phases=1, mode='plain')")
-        check_kspace(kspace, mask, maps)
-        if kspace.shape[1] != self.config.contrasts:
-            raise ValueError(f"model expects {self.config.contrasts} contrasts, k-space has {kspace.shape[1]}")
-        mask = mask.to(kspace.device)
-        x0 = zero_filled(kspace, mask, maps)
+        check_measurements(kspace, physics, self.config.contrasts)
+        physics = physics.to(kspace.device)
+        x0 = physics.adjoint(kspace)
         channels = torch.view_as_real(x0).movedim(-1, 2).flatten(1, 2)  # (B, C, H, W) -> (B, 2C, H, W)
         update = self.residual(channels).unflatten(1, (-1, 2)).movedim(2, -1).contiguous()
         image = x0 + torch.view_as_complex(update)
         if not self.config.data_consistency:
             return image
-        if maps is not None:
-            return image - data_gradient(image, kspace, mask, maps)
-        sampled = (mask[:, None] if mask.ndim == 3 else mask).bool()
-        return ifft2c(torch.where(sampled, kspace, fft2c(image)))
+        return image - physics.adjoint(physics.forward(image) - kspace)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from lpam.physics.fourier import MaskedFourier, ifft2c
+from lpam.physics.operator import LinearOperator
 
 MAP_METHODS = ("auto", "lowres", "espirit")
 
@@ -48,9 +49,8 @@ def sensitivity_combine(coil_images: torch.Tensor, maps: torch.Tensor) -> torch.
     return (maps.conj() * coil_images).sum(-3)
 
 
-class MultiCoilFourier:
-    """A x = (P F S_c x)_c for images x (B, H, W) -> coil k-space (B, Nc, H, W); the interface of
-    :class:`~lpam.physics.fourier.MaskedFourier`.
+class MultiCoilFourier(LinearOperator):
+    """A x = (P F S_c x)_c for images x (B, H, W) -> coil k-space (B, Nc, H, W).
 
     ``mask`` is (H, W) or (B, H, W); ``maps`` (Nc, H, W) or (B, Nc, H, W), complex (real maps are promoted).
     With sum_c |S_c|^2 <= 1, ||A|| <= 1 as in the single-coil case; with sum_c |S_c|^2 = 1 and full sampling
@@ -100,7 +100,10 @@ class MultiCoilFourier:
         self._check_image(image)
         return self.fourier.forward(self.maps * image[:, None])
 
-    __call__ = forward
+    def sampled(self, kspace: torch.Tensor) -> torch.Tensor:
+        """P y_c for every coil."""
+        self._check_kspace(kspace)
+        return self.fourier.sampled(kspace)
 
     def coil_images(self, kspace: torch.Tensor) -> torch.Tensor:
         """Zero-filled coil images F^H P y_c, (B, Nc, H, W)."""
@@ -110,23 +113,6 @@ class MultiCoilFourier:
     def adjoint(self, kspace: torch.Tensor) -> torch.Tensor:
         """A^H y = sum_c conj(S_c) F^H P y_c, (B, Nc, H, W) -> (B, H, W)."""
         return sensitivity_combine(self.coil_images(kspace), self.maps)
-
-    def normal(self, image: torch.Tensor) -> torch.Tensor:
-        """A^H A x."""
-        return self.adjoint(self.forward(image))
-
-    def data_fidelity(self, image: torch.Tensor, kspace: torch.Tensor) -> torch.Tensor:
-        """f(x) = 1/2 sum_c ||P F S_c x - y_c||^2 per sample."""
-        self._check_kspace(kspace)
-        residual = self.forward(image) - kspace * self.mask
-        return 0.5 * torch.view_as_real(residual).square().flatten(1).sum(1)
-
-    def data_gradient(self, image: torch.Tensor, kspace: torch.Tensor) -> torch.Tensor:
-        """grad f(x) = A^H (A x - y) = sum_c conj(S_c) F^H P (P F S_c x - y_c) (docs/method.md section 2)."""
-        return self.adjoint(self.forward(image) - kspace)
-
-    def to(self, device: torch.device | str) -> "MultiCoilFourier":
-        return MultiCoilFourier(self.fourier.mask.to(device), self.maps.to(device))
 
 
 def simulate_coil_maps(

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from lpam.physics.operator import LinearOperator
+
 _DIMS = (-2, -1)
 
 
@@ -18,7 +20,7 @@ def ifft2c(kspace: torch.Tensor) -> torch.Tensor:
     return torch.fft.fftshift(torch.fft.ifft2(shifted, norm="ortho"), dim=_DIMS)
 
 
-class MaskedFourier:
+class MaskedFourier(LinearOperator):
     """A = P F with a binary k-space mask P; ||A|| <= 1 since F is unitary and P a projection.
 
     ``mask`` has shape (..., H, W) broadcastable against the images (batch dims allowed, e.g. one mask
@@ -50,25 +52,11 @@ class MaskedFourier:
         self._check(image, "image")
         return fft2c(image) * self.mask
 
-    __call__ = forward
+    def sampled(self, kspace: torch.Tensor) -> torch.Tensor:
+        """P y."""
+        self._check(kspace, "k-space")
+        return kspace * self.mask
 
     def adjoint(self, kspace: torch.Tensor) -> torch.Tensor:
         """A^H y = F^H P y."""
-        self._check(kspace, "k-space")
-        return ifft2c(kspace * self.mask)
-
-    def normal(self, image: torch.Tensor) -> torch.Tensor:
-        """A^H A x."""
-        return self.adjoint(self.forward(image))
-
-    def data_fidelity(self, image: torch.Tensor, kspace: torch.Tensor) -> torch.Tensor:
-        """f(x) = 1/2 ||A x - y||^2 per sample (sum over all but the first axis)."""
-        residual = self.forward(image) - kspace * self.mask
-        return 0.5 * torch.view_as_real(residual).square().flatten(1).sum(1)
-
-    def data_gradient(self, image: torch.Tensor, kspace: torch.Tensor) -> torch.Tensor:
-        """grad f(x) = A^H (A x - y), the gradient of f as a real function of (Re x, Im x) (docs/method.md 2)."""
-        return self.adjoint(self.forward(image) - kspace)
-
-    def to(self, device: torch.device | str) -> "MaskedFourier":
-        return MaskedFourier(self.mask.to(device))
+        return ifft2c(self.sampled(kspace))

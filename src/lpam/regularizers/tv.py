@@ -1,16 +1,19 @@
 """Total variation as a group-sparsity regulariser (docs/method.md sections 1 and 7).
 
-g(x) = forward differences D of the real and imaginary parts of each block, both directions: zero at the
-last row / column (``boundary="zero"``, the published code's choice) or periodic (``boundary="circular"``,
-consistent with the FFT's periodic image and with LPAM-net's circular padding).
+g(x) = forward differences D of the real and imaginary parts of each block, both directions,
+(D_v x)_{r,c} = x_{r+1,c} - x_{r,c} and (D_h x)_{r,c} = x_{r,c+1} - x_{r,c}. At the last row / column:
+``boundary="zero"``: D x = 0 there (the published code's choice); ``"circular"``: x is periodic (consistent
+with the FFT's periodic image and with LPAM-net's circular padding); ``"zero-extension"``: x = 0 outside the
+image, so D x = -x there (what LPAM-net's TV-initialised g computes with zero padding).
 ``joint``: R = lam sum_i ||(D x_1, ..., D x_N)_i|| (one term over all blocks);
 ``separate``: R = lam sum_j sum_i ||(D x_j)_i|| (one term per block). J_g^T = D^T is written by hand.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-from lpam.algorithm.regularizer import Regularizer, Term
+from lpam.algorithm.regularizer import Blocks, Regularizer, Term
 from lpam.algorithm.smoothing import smoothed_l21, smoothed_l21_grad
 
 TV_COUPLINGS = ("joint", "separate")
@@ -21,7 +24,7 @@ def _parts(image: torch.Tensor) -> torch.Tensor:
     return torch.view_as_real(image).movedim(-1, 1) if image.is_complex() else image[:, None]
 
 
-BOUNDARIES = ("zero", "circular")
+BOUNDARIES = ("zero", "circular", "zero-extension")
 
 
 def finite_differences(image: torch.Tensor, boundary: str = "zero") -> torch.Tensor:
@@ -29,6 +32,9 @@ def finite_differences(image: torch.Tensor, boundary: str = "zero") -> torch.Ten
     parts = _parts(image)
     if boundary == "circular":
         return torch.cat([parts.roll(-1, -2) - parts, parts.roll(-1, -1) - parts], dim=1)
+    if boundary == "zero-extension":
+        padded = F.pad(parts, (0, 1, 0, 1))  # a zero row below the image and a zero column right of it
+        return torch.cat([padded[..., 1:, :-1] - parts, padded[..., :-1, 1:] - parts], dim=1)
     count = parts.shape[1]
     features = parts.new_zeros(parts.shape[0], 2 * count, *parts.shape[2:])
     features[:, :count, :-1, :] = parts[..., 1:, :] - parts[..., :-1, :]
@@ -41,6 +47,9 @@ def finite_differences_adjoint(features: torch.Tensor, like: torch.Tensor, bound
     vertical, horizontal = features.chunk(2, dim=1)
     if boundary == "circular":
         parts = vertical.roll(1, -2) - vertical + horizontal.roll(1, -1) - horizontal
+    elif boundary == "zero-extension":  # (D_v^T p)_r = p_{r-1} - p_r with p_{-1} = 0; likewise D_h^T
+        parts = (F.pad(vertical, (0, 0, 1, 0))[..., :-1, :] - vertical
+                 + F.pad(horizontal, (1, 0))[..., :-1] - horizontal)
     else:
         parts = torch.zeros_like(vertical)
         parts[..., 1:, :] = vertical[..., :-1, :]
@@ -64,8 +73,8 @@ class FiniteDifferences:
         return torch.cat([finite_differences(x, self.boundary) for x in blocks], dim=1)
 
     def smoothed_value_and_grad(
-        self, inputs: list[torch.Tensor], eps: torch.Tensor, need_grad: bool = True
-    ) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+        self, inputs: Blocks, eps: torch.Tensor, need_grad: bool = True
+    ) -> tuple[torch.Tensor, Blocks | None]:
         """sum_i r_eps((D x)_i) and D^T (D x / max(|D x|, eps))."""
         features = self(*inputs)
         value = smoothed_l21(features, eps)
@@ -78,7 +87,7 @@ class FiniteDifferences:
 
 
 def total_variation(num_blocks: int, lam: float, coupling: str = "joint", boundary: str = "zero") -> Regularizer:
-    """Joint or separate TV with weight ``lam`` and ``boundary`` ("zero" or "circular") as an LPAM regulariser."""
+    """Joint or separate TV with weight ``lam`` and ``boundary`` (one of :data:`BOUNDARIES`) as an LPAM regulariser."""
     if coupling not in TV_COUPLINGS:
         raise ValueError(f"unknown TV coupling {coupling!r}; choose one of {', '.join(TV_COUPLINGS)}")
     if not lam > 0:

@@ -10,10 +10,9 @@ import yaml
 
 from lpam.models.lpam_net import MODES, LPAMNetConfig
 from lpam.models.registry import ModelConfig, model_config_from_dict, model_type_of
-from lpam.models.unet import UNetConfig
 from lpam.options import check_unique, checked_options, load_yaml
 from lpam.physics.masks import MaskSpec
-from lpam.training.augment import AugmentConfig
+from lpam.data.augment import AugmentConfig
 
 COIL_MAPS = ("simulated", "measured")
 
@@ -139,20 +138,17 @@ class TrainConfig:
         if not schedule:
             raise ValueError("train.schedule needs at least one stage")
         for stage in schedule:
-            if not 1 <= stage.phases <= self.model.phases:
-                raise ValueError(f"stage phases {stage.phases} outside 1..model.phases={self.model.phases}")
             if stage.epochs < 1:
                 raise ValueError(f"stage epochs must be >= 1, got {stage.epochs}")
-        if schedule[-1].phases != self.model.phases:
-            raise ValueError(f"the last stage of train.schedule must train model.phases={self.model.phases} phases, "
-                             f"it trains {schedule[-1].phases}")
+        self.model.check_schedule([stage.phases for stage in schedule])
         modes = {self.train.mode} | {self.train.stage_mode(stage) for stage in schedule}
-        if isinstance(self.model, UNetConfig) and modes != {"plain"}:
-            raise ValueError("train.mode must be plain for the U-Net (it has no convergent mode)")
-        for mode in modes:
+        for mode in sorted(modes):
             if mode not in MODES:
                 raise ValueError(f"unknown training mode {mode!r} (train.mode or a stage's mode); choose one of "
                                  f"{', '.join(MODES)}")
+            if mode not in self.model.modes:
+                raise ValueError(f"train.mode must be {' or '.join(self.model.modes)} for the "
+                                 f"{model_type_of(self.model)} (it has no {mode} mode)")
         if len(self.data.contrasts) != self.model.contrasts:
             raise ValueError(f"data.contrasts lists {len(self.data.contrasts)} contrasts, model.contrasts is {self.model.contrasts}")
         self._validate_coils()
