@@ -25,7 +25,7 @@ from lpam.data.embedded import load_split, simulate_kspace  # noqa: E402
 from lpam.io import save_json  # noqa: E402
 from lpam.physics.masks import MaskSpec  # noqa: E402
 from lpam.physics.mri import MRIPhysics  # noqa: E402
-from lpam.workflows import is_convergent_network, run_network  # noqa: E402
+from lpam.workflows import run_network  # noqa: E402
 
 SHOWN_ROWS = 24  # the last rows shown in the figure
 INTERIOR = slice(20, -20)  # rows away from both field-of-view edges: the reference error level
@@ -34,7 +34,7 @@ INTERIOR = slice(20, -20)  # rows away from both field-of-view edges: the refere
 def mean_error(weights: str, kspace: torch.Tensor, physics: MRIPhysics, truth: np.ndarray) -> np.ndarray:
     """|x - truth| averaged over the slices, (C, H, W), for the network in its natural mode."""
     model = load_model(WEIGHTS_DIR / weights)
-    mode = "convergent" if is_convergent_network(model) else "plain"
+    mode = model.config.natural_mode
     with torch.no_grad():
         recon = run_network(model, kspace, physics, mode).abs().numpy()
     return np.abs(recon - truth).mean(axis=0)

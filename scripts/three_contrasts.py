@@ -18,7 +18,8 @@ import torch
 from lpam.checkpoint import load_model
 from lpam.options import parse_slices
 from lpam.data.sources import load_evaluation_data
-from lpam.evaluation import evaluate_method, network_reconstructor, summary, tv_reconstructor
+from lpam.evaluation.scoring import (evaluate_method, evaluation_batch, network_reconstructor, summary,
+                                     tv_reconstructor)
 from lpam.io import atomic_path, save_json
 from lpam.physics.masks import MaskSpec
 
@@ -41,10 +42,11 @@ def main() -> None:
         data = load_evaluation_data("embedded", "test", parse_slices(args.slices), contrasts)
         sampling = mask.build(tuple(data.images.shape[-2:]))
         positions = list(range(data.images.shape[0]))
+        batch = evaluation_batch(data, sampling, positions)
         reconstructors = {"joint TV": tv_reconstructor("joint", args.tv_iterations),
                           "LPAM-net": network_reconstructor(load_model(checkpoint), "plain")}
         for method, reconstruct in reconstructors.items():
-            result = evaluate_method(reconstruct, data, sampling, positions)
+            result = evaluate_method(reconstruct, batch, positions, contrasts)
             results.setdefault(method, {})["+".join(contrasts)] = summary(result, contrasts)
             print(method, contrasts, {c: round(v["psnr"]["mean"], 2) for c, v in results[method]["+".join(contrasts)].items()})
     lines = ["| method | contrasts | T1 PSNR | T1 SSIM | T2 PSNR | T2 SSIM | PD PSNR | PD SSIM |", "|---|---|---|---|---|---|---|---|"]

@@ -19,10 +19,11 @@ import yaml
 from lpam.checkpoint import CHECKSUM_KEY, load_checkpoint, save_checkpoint
 from lpam.cli import main
 from lpam.data.embedded import load_split, simulate_kspace
+from lpam.data.mask_files import load_mask
 from lpam.io import NEW_FILE_MODE, save_json
 from lpam.models.lpam_net import LPAMNet, LPAMNetConfig
 from lpam.models.unet import ResidualUNet, UNetConfig
-from lpam.physics.masks import MaskSpec, load_mask
+from lpam.physics.masks import MaskSpec
 from lpam.physics.mri import MRIPhysics
 from lpam.training import trainer
 from lpam.training.config import TrainConfig

@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from lpam import checkpoint as checkpoint_module
 from lpam import evaluation
+from lpam.evaluation.report import results_markdown
+from lpam.evaluation.scoring import zero_filled
+from lpam.methods import METHODS
 from lpam.checkpoint import load_model, save_checkpoint
 from lpam.cli import main
 from lpam.data.embedded import load_split, simulate_kspace
@@ -15,7 +19,6 @@ from lpam.models.unet import ResidualUNet, UNetConfig
 from lpam.physics.masks import MaskSpec
 from lpam.physics.mri import MRIPhysics
 from lpam.training.config import TrainConfig
-from lpam.training.trainer import train
 
 TINY_TRAIN = {"schedule": [{"phases": 1, "epochs": 1}], "steps_per_epoch": 1, "val_slices": 1, "lr": 1e-3}
 
@@ -33,7 +36,7 @@ def test_unet_starts_as_data_consistent_zero_filled_and_keeps_measured_kspace():
     model = ResidualUNet(UNetConfig(channels=4, pools=2))
     with torch.no_grad():
         out = model(kspace, physics)
-        torch.testing.assert_close(out, evaluation.zero_filled(kspace, physics), atol=1e-5, rtol=0)
+        torch.testing.assert_close(out, zero_filled(kspace, physics), atol=1e-5, rtol=0)
         torch.nn.init.normal_(model.output.weight, std=0.1)
         out = model(kspace, physics)
     from lpam.physics.fourier import fft2c
@@ -66,11 +69,11 @@ def tiny_checkpoints(folder):
 
 
 def test_benchmark_end_to_end(tmp_path, monkeypatch):
-    monkeypatch.setattr(evaluation, "WEIGHTS", tiny_checkpoints(tmp_path / "weights"))
+    monkeypatch.setattr(checkpoint_module, "WEIGHTS_DIR", tiny_checkpoints(tmp_path / "weights"))
     masks = ["radial-0.20", "cartesian-random-8x"]
     metrics = evaluation.run_benchmark(tmp_path / "bench", masks, slices=slice(0, 4), subset_every=2,
                                        tv_iterations=3, progress=False)
-    assert set(metrics["methods"]) == set(evaluation.METHODS) - {"lpam-net-3c"}  # the T1, T2 methods
+    assert set(metrics["methods"]) == set(METHODS) - {"lpam-net-3c"}  # the T1, T2 methods
     for method, per_mask in metrics["methods"].items():
         assert set(per_mask) == set(masks)
         for mask in masks:
@@ -90,7 +93,7 @@ def test_benchmark_end_to_end(tmp_path, monkeypatch):
 
 
 def test_three_contrast_benchmark(tmp_path, monkeypatch):
-    monkeypatch.setattr(evaluation, "WEIGHTS", tiny_checkpoints(tmp_path / "weights"))
+    monkeypatch.setattr(checkpoint_module, "WEIGHTS_DIR", tiny_checkpoints(tmp_path / "weights"))
     metrics = evaluation.run_benchmark(tmp_path / "bench3", ["radial-0.20"], slices=slice(0, 2), tv_iterations=3,
                                        progress=False, contrasts=("T1", "T2", "PD"))
     assert set(metrics["methods"]) == {"zero-filled", "joint-tv", "separate-tv", "lpam-net-3c"}
@@ -107,14 +110,14 @@ def test_results_markdown_bolds_the_best_value():
                "methods": {"a": {"radial-0.20": metric(30.0)}, "b": {"radial-0.20": metric(31.0)}},
                "off_mask": {}, "evaluated_on": {"a": {"radial-0.20": "all"}, "b": {"radial-0.20": "all"}},
                "seconds_per_pair": {"a": {"radial-0.20": 1.0}, "b": {"radial-0.20": 2.0}}, "params": {"a": 0, "b": 5}}
-    table = evaluation.results_markdown(metrics, ["T1", "T2"], ["note"])
+    table = results_markdown(metrics, ["T1", "T2"], ["note"])
     row_a = next(line for line in table.splitlines() if line.startswith("| a "))
     row_b = next(line for line in table.splitlines() if line.startswith("| b "))
     assert "**" not in row_a and row_b.count("**31.00 ± 0.10**") == 2
 
 
 def test_retrain_trains_one_model_per_mask_and_resumes(tmp_path, monkeypatch):
-    monkeypatch.setattr(evaluation, "WEIGHTS", tiny_checkpoints(tmp_path / "weights"))
+    monkeypatch.setattr(checkpoint_module, "WEIGHTS_DIR", tiny_checkpoints(tmp_path / "weights"))
     masks = ["radial-0.10", "cartesian-random-4x"]
     trained = evaluation.retrain(tmp_path / "bench", masks, ["lpam-net", "lpam-net-convergent", "unet-joint"],
                                  progress=False)
@@ -198,7 +201,7 @@ def test_benchmark_on_prepared_measured_data_and_image_files(tmp_path, capsys):
 
 
 def test_retrain_on_a_prepared_dataset(tmp_path, monkeypatch):
-    monkeypatch.setattr(evaluation, "WEIGHTS", tiny_checkpoints(tmp_path / "weights"))
+    monkeypatch.setattr(checkpoint_module, "WEIGHTS_DIR", tiny_checkpoints(tmp_path / "weights"))
     measured_prepared(tmp_path / "prepared.npz")
     trained = evaluation.retrain(tmp_path / "bench", ["radial-0.20"], ["unet-joint"], progress=False,
                                  data=str(tmp_path / "prepared.npz"))

@@ -215,7 +215,7 @@ def all_splits(prepared):
 
 
 def test_prepare_m4raw_measured_kspace_then_train_and_evaluate(tmp_path, capsys):
-    root = m4raw(tmp_path / "m4raw" / "multicoil_train")
+    m4raw(tmp_path / "m4raw" / "multicoil_train")
     prepared = tmp_path / "prepared.npz"
     code, text, err = run(capsys, "prepare", "--data", tmp_path / "m4raw", "--size", 24, 28, "--measured-kspace",
                           "--quiet", "--out", prepared)

@@ -1,14 +1,14 @@
 import pytest
 import torch
 
-from lpam.data.embedded import SPLITS, load_split, simulate_kspace
+from lpam.data.embedded import SPLIT_SLICES, load_split, simulate_kspace
 from lpam.physics.fourier import fft2c
 
 
 def test_splits_are_disjoint_slabs_with_gaps():
-    assert len(SPLITS["test"]) == 20 and len(SPLITS["val"]) == 10
-    owner = {z: name for name, zs in SPLITS.items() for z in zs}
-    assert len(owner) == sum(len(zs) for zs in SPLITS.values())  # disjoint
+    assert len(SPLIT_SLICES["test"]) == 20 and len(SPLIT_SLICES["val"]) == 10
+    owner = {z: name for name, zs in SPLIT_SLICES.items() for z in zs}
+    assert len(owner) == sum(len(zs) for zs in SPLIT_SLICES.values())  # disjoint
     assert all(6 <= z <= 160 for z in owner)  # inside the brain's axial extent
     ordered = sorted(owner)
     for below, above in zip(ordered, ordered[1:]):
@@ -22,7 +22,7 @@ def test_load_split_shapes_and_range():
     assert data.images.dtype == torch.float32
     assert 0 <= float(data.images.min()) and float(data.images.max()) <= 1
     assert float(data.images.amax(dim=(0, 2, 3)).min()) > 0.5  # both contrasts use the range
-    assert data.axial_indices == list(SPLITS["test"])
+    assert data.axial_indices == list(SPLIT_SLICES["test"])
     assert data.contrasts == ("T1", "T2")
 
 
@@ -33,7 +33,7 @@ def test_selection_aliases_and_contrast_order():
     torch.testing.assert_close(t2.images[:, 0], both.images[:3, 1], rtol=0, atol=0)
     swapped = load_split("val", contrasts=["T2", "T1"], slices=[1])
     torch.testing.assert_close(swapped.images[0], both.images[1].flip(0), rtol=0, atol=0)
-    assert load_split("train", slices=[0, -1]).axial_indices == [SPLITS["train"][0], SPLITS["train"][-1]]
+    assert load_split("train", slices=[0, -1]).axial_indices == [SPLIT_SLICES["train"][0], SPLIT_SLICES["train"][-1]]
 
 
 def test_loading_is_deterministic_and_copies():

@@ -5,15 +5,14 @@ import numpy as np
 import pytest
 import scipy.io
 
+from lpam.data.mask_files import load_mask, save_mask
 from lpam.physics.masks import (
     MASK_KINDS,
     _poisson_disc,
     cartesian_mask,
-    load_mask,
     make_mask,
     radial_mask,
     ring_profile,
-    save_mask,
     variable_density_mask,
 )
 

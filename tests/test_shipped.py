@@ -5,7 +5,8 @@ import torch
 from lpam.algorithm.lpam import History
 from lpam.checkpoint import load_checkpoint, load_model
 from lpam.data.embedded import load_split, simulate_kspace
-from lpam.evaluation import LEARNED, WEIGHTS
+from lpam.checkpoint import WEIGHTS_DIR as WEIGHTS
+from lpam.methods import LEARNED
 from lpam.metrics import evaluate_contrasts
 from lpam.models.lpam_net import count_parameters
 from lpam.physics.masks import MaskSpec

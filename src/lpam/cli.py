@@ -1,4 +1,5 @@
-"""`lpam` command line: a thin layer over the Python API (lpam.workflows, lpam.training, lpam.physics)."""
+"""`lpam` command line: a thin layer over the Python API (lpam.workflows, lpam.training, lpam.physics); the
+arguments of each command are in lpam.cli_arguments."""
 from __future__ import annotations
 
 import argparse
@@ -7,44 +8,12 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
+from lpam import cli_arguments as arguments
 from lpam.algorithm.lpam import Constants
 from lpam.options import parse_slices
-from lpam.regularizers.tv import BOUNDARIES
 
-
-def add_mask_options(parser: argparse.ArgumentParser, kind: str = "radial") -> None:
-    from lpam.physics.masks import MASK_KINDS
-
-    parser.add_argument("--mask", dest="mask_kind", default=None, choices=MASK_KINDS, help=f"mask kind (default {kind})")
-    parser.add_argument("--rate", type=float, default=None, help="sampling rate (radial, variable-density, poisson)")
-    parser.add_argument("--acceleration", type=float, default=None, help="acceleration (cartesian masks)")
-    parser.add_argument("--center-fraction", type=float, default=None, help="fully sampled centre (cartesian)")
-    parser.add_argument("--mask-seed", type=int, default=None, help="seed of the mask (default 0)")
-    parser.set_defaults(default_mask_kind=kind)
-
-
-def positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
-
-
-def add_phases_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--phases", type=positive_int, default=None,
-                        help="LPAM-net phases (default: the trained K); more than K repeats the last phase's steps")
-
-
-def add_data_options(parser: argparse.ArgumentParser) -> None:
-    """--data and --split of `evaluate` and `benchmark` (lpam.data.sources.load_evaluation_data)."""
-    parser.add_argument("--data", default="embedded",
-                        help="'embedded', a dataset from `lpam prepare`, or a .npy/.npz of images (S, C, H, W) in [0, 1]")
-    parser.add_argument("--split", default="test", help="split of the embedded or prepared data: train, val, test")
-
+DEFAULT_RATE = 0.2  # the paper's radial 20% mask: the rate when neither --rate nor --acceleration is given
+TV_RHO = 0.5  # backtracking factor rho of `lpam solve`, as TVSettings' constants (the algorithm's default is 0.9)
 
 MASK_OPTIONS = {"mask_kind": "--mask", "rate": "--rate", "acceleration": "--acceleration",
                 "center_fraction": "--center-fraction", "mask_seed": "--mask-seed"}
@@ -62,13 +31,14 @@ def mask_spec(args: argparse.Namespace):
     kind = args.mask_kind or args.default_mask_kind
     rate = args.rate
     if rate is None and args.acceleration is None and not kind.startswith("cartesian"):
-        rate = 0.2
+        rate = DEFAULT_RATE
     seed = 0 if args.mask_seed is None else args.mask_seed
     return MaskSpec(kind, rate, args.acceleration, args.center_fraction, seed)
 
 
 def command_mask(args: argparse.Namespace) -> None:
-    from lpam.physics.masks import make_mask, save_mask
+    from lpam.data.mask_files import save_mask
+    from lpam.physics.masks import make_mask
 
     mask = make_mask(args.kind, tuple(args.shape), rate=args.rate, acceleration=args.acceleration,
                      center_fraction=args.center_fraction, seed=args.seed)
@@ -83,7 +53,7 @@ def command_solve(args: argparse.Namespace) -> None:
     from lpam.reconstruction import TVSettings
     from lpam.workflows import format_table, solve_embedded
 
-    constants = Constants(a=args.a, c=args.c, sigma=args.sigma, rho=0.5)
+    constants = Constants(a=args.a, c=args.c, sigma=args.sigma, rho=TV_RHO)
     settings = TVSettings(lam=TVSettings.lam if args.lam is None else args.lam, iterations=args.iterations,
                           eps0=TVSettings.eps0 if args.eps0 is None else args.eps0,
                           safeguard=not args.no_safeguard, eps_decay=not args.no_eps_decay, constants=constants,
@@ -107,9 +77,8 @@ def command_train(args: argparse.Namespace) -> None:
 
 
 def command_demo(args: argparse.Namespace) -> None:
-    from lpam.workflows import format_table, run_demo
-
     from lpam.reconstruction import TVSettings
+    from lpam.workflows import format_table, run_demo
 
     metrics = run_demo(args.out, args.checkpoint, parse_slices(args.slices), TVSettings(iterations=args.tv_iterations),
                        convergent=args.convergent, progress=not args.quiet, device=args.device, phases=args.phases)
@@ -193,150 +162,34 @@ def command_prepare(args: argparse.Namespace) -> None:
                   f"{' '.join(map(str, mask['shape']))} to keep it")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from lpam.physics.coils import MAP_METHODS
-    from lpam.physics.masks import MASK_KINDS
+def _commands() -> tuple:
+    """(name, help, the function adding its arguments, handler) of each command, in the order of `lpam --help`.
+    Built at each call, so that the handlers are looked up when the parser is built."""
+    return (
+        ("mask", "make a k-space sampling mask (.npy and .png)", arguments.mask_arguments, command_mask),
+        ("solve", "classical LPAM with TV on the embedded data", arguments.solve_arguments, command_solve),
+        ("train", "train LPAM-net (or the U-Net baseline) from a YAML config", arguments.train_arguments,
+         command_train),
+        ("demo", "LPAM-net with the shipped weights on the embedded test slab", arguments.demo_arguments,
+         command_demo),
+        ("evaluate", "evaluate one checkpoint (and zero-filled) on a split or your images",
+         arguments.evaluate_arguments, command_evaluate),
+        ("benchmark", "every method and mask on the embedded test slab or your data: tables and figures",
+         arguments.benchmark_arguments, command_benchmark),
+        ("prepare", "pair, select, crop, normalise and split a dataset for train/evaluate",
+         arguments.prepare_arguments, command_prepare),
+        ("reconstruct", "reconstruct your own data with LPAM-net", arguments.reconstruct_arguments,
+         command_reconstruct),
+    )
 
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lpam", description="LPAM and LPAM-net for joint multi-contrast MRI")
     commands = parser.add_subparsers(dest="command", required=True)
-
-    p = commands.add_parser("mask", help="make a k-space sampling mask (.npy and .png)")
-    p.add_argument("--kind", default="radial", choices=MASK_KINDS)
-    p.add_argument("--rate", type=float, default=None)
-    p.add_argument("--acceleration", type=float, default=None)
-    p.add_argument("--center-fraction", type=float, default=None)
-    p.add_argument("--shape", type=int, nargs=2, default=[160, 180], metavar=("H", "W"))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True)
-    p.set_defaults(handler=command_mask)
-
-    p = commands.add_parser("solve", help="classical LPAM with TV on the embedded data")
-    p.add_argument("--regularizer", default="joint-tv", choices=["joint-tv", "separate-tv"])
-    add_mask_options(p)
-    p.add_argument("--split", default="test")
-    p.add_argument("--slices", default="0:4", help="'start:stop' or comma-separated positions in the split")
-    p.add_argument("--contrasts", nargs="+", default=["T1", "T2"],
-                   help="embedded contrasts, one LPAM block each: T1, T2 and the synthetic PD")
-    p.add_argument("--iterations", type=int, default=300)
-    p.add_argument("--lam", type=float, default=None, help="TV weight (default: tuned on the validation slab)")
-    p.add_argument("--eps0", type=float, default=None, help="starting eps (default: tuned)")
-    p.add_argument("--noise", type=float, default=0.0, help="std of complex k-space noise")
-    p.add_argument("--tv-boundary", choices=BOUNDARIES, default="zero",
-                   help="TV's differences at the last row / column: zero (the published code) or periodic")
-    p.add_argument("--a", type=float, default=Constants.a)
-    p.add_argument("--c", type=float, default=Constants.c)
-    p.add_argument("--sigma", type=float, default=Constants.sigma)
-    p.add_argument("--no-safeguard", action="store_true", help="always take the residual step")
-    p.add_argument("--no-eps-decay", action="store_true", help="keep eps fixed")
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("--out", required=True)
-    p.set_defaults(handler=command_solve)
-
-    p = commands.add_parser("train", help="train LPAM-net (or the U-Net baseline) from a YAML config")
-    p.add_argument("--config", required=True)
-    p.add_argument("--out", required=True, help="run directory (checkpoints, logs)")
-    p.add_argument("--resume", action="store_true", help="continue a stopped run from RUN_DIR/last.pt")
-    p.add_argument("--device", default=None, help="override train.device (cpu, cuda)")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(handler=command_train)
-
-    p = commands.add_parser("demo", help="LPAM-net with the shipped weights on the embedded test slab")
-    p.add_argument("--out", default="lpam-demo")
-    p.add_argument("--checkpoint", default=None, help="default: the shipped weights")
-    p.add_argument("--slices", default=None, help="positions in the test slab (default: all)")
-    p.add_argument("--convergent", action="store_true",
-                   help="also run the convergent mode (history_convergent.json) and plot Phi_eps; always on "
-                        "for a convergent network (the shipped default)")
-    add_phases_option(p)
-    p.add_argument("--tv-iterations", type=int, default=300, help="iterations of the joint-TV baseline")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (LPAM-net)")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(handler=command_demo)
-
-    p = commands.add_parser("evaluate", help="evaluate one checkpoint (and zero-filled) on a split or your images")
-    p.add_argument("--checkpoint", default=None, help="default: the shipped LPAM-net")
-    add_data_options(p)
-    p.add_argument("--slices", default=None, help="'start:stop' or comma-separated positions (default: all)")
-    add_mask_options(p)
-    p.add_argument("--mask-file", default=None,
-                   help="mask file (.npy .npz .mat, or a prepared dataset holding a mask) instead of --mask")
-    p.add_argument("--mode", choices=["plain", "convergent"], default="plain")
-    add_phases_option(p)
-    p.add_argument("--coils", type=int, default=None,
-                   help="simulate k-space from this many coils (simulated maps); compare with RSS and SENSE zero-filled")
-    p.add_argument("--estimate-maps", nargs="?", const="auto", default=None, choices=MAP_METHODS,
-                   help="with --coils: estimate the maps from the calibration region (auto: espirit with sigpy, "
-                        "else lowres) instead of using the simulated ones")
-    p.add_argument("--contrasts", nargs="+", default=None,
-                   help="contrasts of the data, in the model's order (default: those the checkpoint was trained on)")
-    p.add_argument("--name", default=None, help="method name in metrics.json (default: the checkpoint's stem)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("--out", required=True)
-    p.set_defaults(handler=command_evaluate)
-
-    from lpam.methods import BENCHMARK_MASKS, METHODS
-
-    p = commands.add_parser("benchmark", help="every method and mask on the embedded test slab or your data: tables and figures")
-    p.add_argument("--out", required=True)
-    add_data_options(p)
-    p.add_argument("--masks", nargs="+", default=list(BENCHMARK_MASKS), choices=list(BENCHMARK_MASKS))
-    p.add_argument("--methods", nargs="+", default=None, choices=list(METHODS),
-                   help="default: every method for --contrasts (classical ones and models trained on them)")
-    p.add_argument("--contrasts", nargs="+", default=["T1", "T2"],
-                   help="contrasts reconstructed jointly, e.g. T1 T2 PD (the embedded data has a synthetic PD)")
-    p.add_argument("--slices", default=None, help="positions in the split (default: all; the embedded test slab has 20)")
-    p.add_argument("--subset-every", type=int, default=5,
-                   help="masks other than radial-0.20 run on every N-th slice")
-    p.add_argument("--tv-iterations", type=int, default=300)
-    p.add_argument("--retrain", action="store_true",
-                   help="train each learned model for each mask (runs in OUT/runs, resumable) instead of the shipped "
-                        "weights, on the --data prepared dataset if given (else the embedded slab)")
-    p.add_argument("--retrain-steps", type=int, default=None, help="cap the steps per epoch when retraining")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(handler=command_benchmark)
-
-    p = commands.add_parser("prepare", help="pair, select, crop, normalise and split a dataset for train/evaluate")
-    p.add_argument("--data", required=True, help="dataset folder (or one .npz file)")
-    from lpam.data.layouts.registry import LAYOUTS
-
-    hints = "; ".join(f"{name}: {layout.hint}" for name, layout in LAYOUTS.items())
-    p.add_argument("--format", default=None, choices=list(LAYOUTS), help=f"layout (default: detected): {hints}")
-    p.add_argument("--contrasts", nargs="+", default=["T1", "T2"])
-    p.add_argument("--size", type=int, nargs=2, default=[160, 180], metavar=("H", "W"))
-    p.add_argument("--split-fractions", type=float, nargs=3, default=[0.8, 0.1, 0.1], metavar=("TRAIN", "VAL", "TEST"))
-    p.add_argument("--min-foreground", type=float, default=0.1, help="keep slices with at least this foreground fraction")
-    p.add_argument("--measured-kspace", action="store_true",
-                   help="h5 / mat / npz: keep the measured k-space (complex images, nothing re-simulated)")
-    p.add_argument("--keep-coils", action="store_true",
-                   help="with --measured-kspace, h5: keep multi-coil k-space per coil (coil images and coil maps "
-                        "estimated from the k-space centre) instead of combining the coils")
-    p.add_argument("--repetitions", choices=["average", "first"], default="average",
-                   help="h5: average the repetitions of a contrast (M4Raw T101..T103) or keep the first")
-    p.add_argument("--slice-axis", choices=["first", "last"], default=None,
-                   help="mat / npz: axis of the slices in 3-D stacks (default: last for .mat, first for .npz)")
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("--out", required=True, help="prepared dataset (.npz)")
-    p.set_defaults(handler=command_prepare)
-
-    p = commands.add_parser("reconstruct", help="reconstruct your own data with LPAM-net")
-    p.add_argument("inputs", nargs="+", help="one file per contrast (.npy .npz .mat .nii .nii.gz)")
-    p.add_argument("--contrasts", nargs="+", default=None, help="names of the contrasts (default T1 T2)")
-    p.add_argument("--input-type", choices=["image", "kspace"], default="image",
-                   help="images to undersample, or measured centred k-space")
-    p.add_argument("--mask-file", default=None, help="mask file (.npy .npz .mat); default: make one")
-    add_mask_options(p)
-    p.add_argument("--checkpoint", default=None, help="default: the shipped weights")
-    p.add_argument("--mode", choices=["plain", "convergent"], default="plain")
-    add_phases_option(p)
-    p.add_argument("--slice-axis", choices=["first", "last"], default=None,
-                   help="axis of the slices in 3-D arrays (default: last for NIfTI and .mat (H, W, S), first for "
-                        ".npy / .npz (S, H, W))")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("--out", required=True)
-    p.set_defaults(handler=command_reconstruct)
+    for name, help_text, add_arguments, handler in _commands():
+        command = commands.add_parser(name, help=help_text)
+        add_arguments(command)
+        command.set_defaults(handler=handler)
     return parser
 
 

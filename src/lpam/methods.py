@@ -3,6 +3,7 @@ them without importing the evaluation machinery)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 from lpam.physics.masks import MaskSpec
@@ -36,6 +37,13 @@ LEARNED: dict[str, LearnedMethod] = {
 }
 CLASSICAL = ("zero-filled", "joint-tv", "separate-tv")
 METHODS = CLASSICAL + tuple(LEARNED)
+
+
+def shipped_weights(method: str) -> Path:
+    """The shipped checkpoint of the learned ``method`` (in :data:`lpam.checkpoint.WEIGHTS_DIR`)."""
+    from lpam import checkpoint  # torch and the models load only when weights are needed
+
+    return checkpoint.WEIGHTS_DIR / LEARNED[method].weights
 
 
 def methods_for(contrasts: Sequence[str]) -> tuple[str, ...]:

@@ -33,7 +33,7 @@ class TVSettings:
     eps_decay: bool = True
     constants: Constants = field(default_factory=lambda: Constants(rho=0.5))
     precision: str = "complex64"
-    boundary: str = "zero"  # TV's boundary: "zero" (the published code) or "circular" (periodic, as the FFT)
+    boundary: str = "zero"  # TV's boundary, one of lpam.regularizers.tv.BOUNDARIES ("zero": the published code)
 
     def step_sizes(self, num_blocks: int) -> StepSizes:
         tau = self.eps0 / (8 * self.lam) if self.tau is None else self.tau

@@ -95,13 +95,14 @@ def run_network(model: LPAMNet, kspace: torch.Tensor, physics: MRIPhysics, mode:
     """LPAM-net slice by slice (batch 1 keeps memory flat) on the model's device; results on the CPU.
     ``kspace`` (S, C, H, W), or multi-coil (S, C, Nc, H, W), are the measurements of ``physics`` (its masks and
     maps shared by the slices or one per slice). numpy arrays and complex128 k-space are converted; k-space
-    scaled far from the training data is normalised for the network (with a warning) and the result scaled
-    back (:func:`lpam.problem.normalised_kspace`). ``phases`` (default: the trained K) may exceed K."""
-    kspace = as_tensor(kspace, torch.complex64)
+    scaled far from the training data is normalised for a network that does not normalise itself (with a
+    warning) and the result scaled back (:func:`lpam.problem.normalised_kspace`). ``phases`` (default: the trained K) may exceed K."""
+    kspace, scale = as_tensor(kspace, torch.complex64), torch.ones(())
     physics.check(kspace)
-    kspace, scale, message = normalised_kspace(kspace, physics)
-    if message is not None:
-        warnings.warn(message, stacklevel=2)
+    if not model.config.scale_equivariant:  # a scale-equivariant network normalises the data itself
+        kspace, scale, message = normalised_kspace(kspace, physics)
+        if message is not None:
+            warnings.warn(message, stacklevel=2)
     device = next(model.parameters()).device
     outputs = []
     for i in tqdm(range(kspace.shape[0]), desc=f"LPAM-net ({mode})", disable=not progress, dynamic_ncols=True):
@@ -121,12 +122,6 @@ def as_tensor(value: torch.Tensor | np.ndarray, complex_dtype: torch.dtype | Non
     return tensor.to(complex_dtype) if complex_dtype is not None and tensor.is_complex() else tensor
 
 
-def is_convergent_network(model: torch.nn.Module) -> bool:
-    """An LPAM-net whose learned steps are descent steps on one Phi_eps (docs/method.md section 4b): its
-    convergent mode is its natural mode."""
-    return getattr(model.config, "step_rule", None) == "descent"
-
-
 def format_table(metrics: dict, contrasts: Sequence[str]) -> str:
     """Plain-text table: method, then PSNR / SSIM (mean +- std) per contrast."""
     header = f"{'method':<22}" + "".join(f"{c + ' PSNR':>17}{c + ' SSIM':>17}" for c in contrasts)
@@ -138,6 +133,24 @@ def format_table(metrics: dict, contrasts: Sequence[str]) -> str:
             cells += f"{psnr['mean']:>10.2f} ±{psnr['std']:>5.2f}{ssim['mean']:>11.4f} ±{ssim['std']:>4.3f}"
         lines.append(f"{name:<22}{cells}")
     return "\n".join(lines)
+
+
+def _demo_reconstructions(model: torch.nn.Module, label: str, kspace: torch.Tensor, physics: MRIPhysics,
+                          tv_settings: TVSettings | None, history: History | None, progress: bool,
+                          phases: int | None) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    """(images, seconds) per method of the demo: zero-filled, joint TV, the model in plain mode and, when
+    ``history`` is given, in convergent mode (recording it)."""
+    recons, seconds = {"zero-filled": physics.adjoint(kspace)}, {}
+    runs = {"joint-tv": lambda: reconstruct_tv(kspace, physics, tv_settings or TVSettings(), progress=progress)[0],
+            label: lambda: run_network(model, kspace, physics, progress=progress, phases=phases)}
+    if history is not None:
+        runs["lpam-net-convergent"] = lambda: run_network(model, kspace, physics, "convergent", history, progress,
+                                                          phases=phases)
+    for name, run in runs.items():
+        started = time.perf_counter()
+        recons[name] = run()
+        seconds[name] = time.perf_counter() - started
+    return recons, seconds
 
 
 def run_demo(
@@ -162,28 +175,17 @@ def run_demo(
     if model.config.contrasts != 2:
         raise ValueError(f"the demo reconstructs T1 and T2; the checkpoint's model reconstructs "
                          f"{model.config.contrasts} contrasts")
+    if convergent and label != "lpam-net":
+        raise ValueError(f"--convergent needs an LPAM-net checkpoint; this one holds a {label}")
     data = load_split("test", slices=slices)
     mask = MaskSpec()
     sampling = mask.build(tuple(data.images.shape[-2:]))
     physics = MRIPhysics(sampling, data.images.shape[1])
     kspace = simulate_kspace(data.images, sampling)
     contrasts, truth = list(data.contrasts), data.images.numpy()
-    recons, seconds = {"zero-filled": physics.adjoint(kspace)}, {}
-    started = time.perf_counter()
-    recons["joint-tv"], _ = reconstruct_tv(kspace, physics, tv_settings or TVSettings(), progress=progress)
-    seconds["joint-tv"] = time.perf_counter() - started
-    started = time.perf_counter()
-    recons[label] = run_network(model, kspace, physics, progress=progress, phases=phases)
-    seconds[label] = time.perf_counter() - started
-    if convergent and label != "lpam-net":
-        raise ValueError(f"--convergent needs an LPAM-net checkpoint; this one holds a {label}")
-    headline = "lpam-net-convergent" if is_convergent_network(model) else label
+    headline = "lpam-net-convergent" if model.config.natural_mode == "convergent" else label
     history = History() if convergent or headline == "lpam-net-convergent" else None
-    if history is not None:
-        started = time.perf_counter()
-        recons["lpam-net-convergent"] = run_network(model, kspace, physics, "convergent", history, progress,
-                                                    phases=phases)
-        seconds["lpam-net-convergent"] = time.perf_counter() - started
+    recons, seconds = _demo_reconstructions(model, label, kspace, physics, tv_settings, history, progress, phases)
     metrics = {
         "methods": {name: evaluate_contrasts(r.numpy(), truth, contrasts) for name, r in recons.items()},
         "mask": {**mask.describe(), "achieved_rate": float(sampling.float().mean())},
@@ -191,8 +193,8 @@ def run_demo(
         "split": "test",
         "model": label,
         "params": {label: count_parameters(model)},
-        "phases": phases or model.config.phases,
-        "trained_phases": model.config.phases,
+        "phases": phases or getattr(model.config, "phases", None),
+        "trained_phases": getattr(model.config, "phases", None),
         "seconds_per_pair": {name: s / len(data.axial_indices) for name, s in seconds.items()},
     }
     if history is not None:

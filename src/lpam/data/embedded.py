@@ -25,18 +25,18 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from lpam.data.prepared import SPLIT_ALIASES, SPLITS
 from lpam.physics.fourier import MaskedFourier
 from lpam.physics.mri import MRIPhysics
 from lpam.physics.operator import simulate_measurements
 from lpam.physics.masks import binary_mask_error
-from lpam.data.prepared import SPLIT_ALIASES, SPLITS
 from lpam.options import check_unique
 from lpam.problem import peak_warning
 
 DATA_FILE = Path(__file__).parent / "icbm2009c_t1t2.npz"
 CONTRASTS = ("T1", "T2", "PD")
 DEFAULT_CONTRASTS = ("T1", "T2")
-SPLIT_SLICES: dict[str, tuple[int, ...]] = dict(zip(SPLITS, (  # the axial indices z of each split
+SPLIT_SLICES: dict[str, tuple[int, ...]] = dict(zip(SPLITS, (  # axial indices z of train, val, test
     tuple(range(20, 80)) + tuple(range(122, 156)),
     tuple(range(84, 94)),
     tuple(range(98, 118)),

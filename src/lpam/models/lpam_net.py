@@ -94,6 +94,17 @@ class LPAMNetConfig:
                                  f"got {self.constants!r}")
             Constants(**checked_options(Constants, self.constants, "model.constants option"))
 
+    @property
+    def natural_mode(self) -> str:
+        """The mode to run the network in: convergent for a network whose learned steps descend one Phi_eps
+        (the descent step rule, docs/method.md section 4b), plain for the free rule."""
+        return "convergent" if self.step_rule == "descent" else "plain"
+
+    @property
+    def scale_equivariant(self) -> bool:
+        """True when the network normalises each contrast itself (``intensity_reference``, section 4c)."""
+        return self.intensity_reference is not None
+
     def check_schedule(self, phases: list[int]) -> None:
         """Progressive training: every stage trains 1..K phases, the last stage all K."""
         for count in phases:

@@ -42,6 +42,8 @@ class UNetConfig:
             raise ValueError(f"U-Net needs contrasts >= 1, channels >= 1 and pools >= 0, got {self}")
 
     modes: ClassVar[tuple[str, ...]] = ("plain",)  # no convergent mode
+    natural_mode: ClassVar[str] = "plain"
+    scale_equivariant: ClassVar[bool] = False  # sees the data at the scale it is given
 
     def check_schedule(self, phases: list[int]) -> None:
         """A U-Net is one pass, not phases: every training stage gives phases 1."""

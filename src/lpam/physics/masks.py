@@ -9,18 +9,19 @@ from __future__ import annotations
 import math
 import numbers
 import operator
-from pathlib import Path
 from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
 import torch
 
-from lpam.io import check_output_file, save_npy, staged_outputs
-
 MASK_KINDS = ("radial", "cartesian-random", "cartesian-equispaced", "variable-density", "poisson")
 RATE_TOLERANCE = 0.01  # "rate within 1%": |achieved - requested| <= 0.01 (docs/method.md section 7)
 PAPER_CENTER_RADIUS = 8.5  # px, the fully sampled disc of the paper's 160x180 radial mask
+PAPER_MIN_SIZE = 160  # px, min(H, W) of the paper's mask: other shapes scale the disc by min(H, W) / 160
+CENTER_FRACTION_ACCELERATION = 0.32  # default centre fraction x acceleration: fastMRI's 0.08 at 4x, 0.04 at 8x
+DART_THROWING_DENSITY = 0.56  # dart throwing on the grid keeps ~0.56 / d^2 points per px^2: the first guess of d
+POISSON_SEARCH_STEPS = 40  # cap on the x1.5 bracketing + bisection steps; ample to reach RATE_TOLERANCE / 2
 VARIABLE_DENSITY_POWER = 4  # density (1 - r / r_max)^4 of the "random" variable-density mask
 POISSON_DISTANCE_GROWTH = 3.0  # Poisson-disc minimum distance s (1 + 3 r / r_max): 4x wider at the corners
 BINARY_TOLERANCE = 1e-3  # a stored mask value within this of 0 or 1 is that value (float rounding)
@@ -72,7 +73,7 @@ def _distance(shape: tuple[int, int]) -> np.ndarray:
 def _center_disc(shape: tuple[int, int], radius: float | None) -> np.ndarray:
     """{k : |k - c| <= radius}; the default radius is the paper's 8.5 px scaled by min(H, W) / 160."""
     if radius is None:
-        radius = PAPER_CENTER_RADIUS * min(shape) / 160
+        radius = PAPER_CENTER_RADIUS * min(shape) / PAPER_MIN_SIZE
     elif not radius >= 0:
         raise ValueError(f"center_radius must be >= 0 px, got {radius}")
     return _distance(shape) <= radius
@@ -156,7 +157,7 @@ def cartesian_mask(
     if not isinstance(acceleration, numbers.Real) or not acceleration > 1:
         raise ValueError(f"acceleration must be > 1, got {acceleration}")
     if center_fraction is None:
-        center_fraction = 0.32 / acceleration
+        center_fraction = CENTER_FRACTION_ACCELERATION / acceleration
     if not isinstance(center_fraction, numbers.Real) or not 0 < center_fraction < 1:
         raise ValueError(f"center_fraction must lie in (0, 1), got {center_fraction}")
     low = max(1, round(width * center_fraction))  # at least the DC column
@@ -228,10 +229,10 @@ def _variable_density_poisson(
     if wanted <= 0:
         return centre.copy()
     order = rng.permutation(centre.size)
-    scale = math.sqrt(0.56 * (profile[~centre] ** -2.0).sum() / wanted)
+    scale = math.sqrt(DART_THROWING_DENSITY * (profile[~centre] ** -2.0).sum() / wanted)
     low = high = None
     best = mask = _poisson_disc(scale * profile, centre, order)
-    for _ in range(40):
+    for _ in range(POISSON_SEARCH_STEPS):
         if abs(best.mean() - rate) <= RATE_TOLERANCE / 2:
             break
         if mask.mean() > rate:
@@ -311,51 +312,6 @@ def make_mask(
     if kind == "poisson":
         return variable_density_mask(shape, rate, seed, "poisson")
     raise ValueError(f"unknown mask kind {kind!r}; choose one of {', '.join(MASK_KINDS)}")
-
-
-def save_mask(mask: np.ndarray, path: str | Path, title: str | None = None) -> None:
-    """Write ``mask`` to ``path`` (.npy) and a picture of it beside it (same stem, .png), both or neither."""
-    from matplotlib.figure import Figure  # a bare Figure renders with Agg and leaves pyplot's state alone
-
-    path = Path(path)
-    mask = np.asarray(mask)
-    if mask.ndim != 2:
-        raise ValueError(f"a mask must be 2-D, got shape {mask.shape}")
-    if path.suffix != ".npy":
-        raise ValueError(f"a mask is saved as .npy, got {path}")
-    check_output_file(path)
-    check_output_file(path.with_suffix(".png"))
-    figure = Figure(figsize=(4, 4 * mask.shape[0] / mask.shape[1]))
-    axis = figure.subplots()
-    axis.imshow(mask, cmap="gray", interpolation="nearest")
-    axis.set_title(title or f"sampling rate {mask.mean():.3f}", fontsize=9)
-    axis.axis("off")
-    with staged_outputs(path.parent) as staging:  # both files or neither
-        save_npy(mask.astype(bool), staging / path.name)
-        figure.savefig(staging / path.with_suffix(".png").name, dpi=100, bbox_inches="tight", format="png")
-
-
-def load_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Read a mask from .npy, .npz or .mat (the array named 'mask', else the only / largest one): bool, or 0
-    and 1 (1 = sampled). Raises ValueError naming the file when it is missing, unreadable, not 2-D, of
-    another shape than ``shape``, holds NaN / infinity or values other than 0 and 1, or samples nothing."""
-    from lpam.data.files import read_array
-
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"mask file not found: {path}")
-    array = read_array(path, preferred=("mask",))
-    if array.ndim != 2:
-        raise ValueError(f"{path}: a mask must be 2-D, got shape {array.shape}")
-    if shape is not None and array.shape != tuple(shape):
-        raise ValueError(f"{path}: mask shape {array.shape} does not match the data shape {tuple(shape)}")
-    problem = binary_mask_error(array)
-    if problem is not None:
-        raise ValueError(f"{path}: {problem}")
-    mask = np.round(array.astype(np.float64)) == 1 if array.dtype != bool else array
-    if not mask.any():
-        raise ValueError(f"{path}: the mask samples no k-space point (all zeros)")
-    return mask
 
 
 @dataclass

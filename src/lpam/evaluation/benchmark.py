@@ -1,0 +1,214 @@
+"""`lpam benchmark`: every method on identical data, masks and metric code.
+
+Methods (docs/method.md sections 3, 4, 7; :mod:`lpam.methods`): zero-filled; joint / separate TV (classical
+LPAM, weight tuned on the validation slab); the learned models from their shipped checkpoints. metrics.json:
+methods -> name -> mask label -> contrast -> metric {mean, std}, plus params and seconds_per_pair per method.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from tqdm import tqdm
+
+from lpam.algorithm.lpam import History
+from lpam.checkpoint import load_model_with_checkpoint
+from lpam.data.sources import EvaluationData, load_evaluation_data
+from lpam.device import resolve_device
+from lpam.evaluation.report import machine_description, results_markdown
+from lpam.evaluation.scoring import (MethodResult, Reconstructor, evaluate_method, evaluation_batch,
+                                     network_reconstructor, summary, tv_reconstructor, zero_filled)
+from lpam.io import atomic_path, check_output_folder, save_json, staged_outputs
+from lpam.methods import BENCHMARK_MASKS, CLASSICAL, LEARNED, METHODS, PRIMARY_MASK, methods_for, shipped_weights
+from lpam.models.lpam_net import count_parameters
+from lpam.options import check_unique
+from lpam.physics.masks import MaskSpec
+from lpam.plotting import convergence_plot, psnr_curves, reconstruction_grid
+from lpam.reconstruction import TVSettings
+from lpam.workflows import branch_counts, history_json
+
+
+def trained_mask_label(checkpoint: dict) -> str | None:
+    """The mask label a checkpoint was trained with (None if it does not say)."""
+    mask = (checkpoint.get("train_config") or {}).get("data", {}).get("mask")
+    if not mask:
+        return None
+    return MaskSpec(mask["kind"], mask.get("rate"), mask.get("acceleration"), mask.get("center_fraction")).label()
+
+
+class LearnedModels:
+    """The learned methods' models, each checkpoint read once; records their sizes and training masks."""
+
+    def __init__(self, checkpoints: dict[tuple[str, str], str | Path] | None, device: str) -> None:
+        self.checkpoints, self.device = checkpoints or {}, device
+        self.loaded: dict[Path, tuple[torch.nn.Module, str | None]] = {}
+        self.params: dict[str, int] = {m: 0 for m in CLASSICAL}
+        self.trained_on: dict[str, dict[str, str | None]] = {}
+
+    def model_for(self, method: str, mask_label: str) -> torch.nn.Module:
+        path = Path(self.checkpoints.get((method, mask_label)) or shipped_weights(method))
+        if path not in self.loaded:
+            model, payload = load_model_with_checkpoint(path, map_location=self.device)
+            self.loaded[path] = (model, trained_mask_label(payload))
+        model, trained_mask = self.loaded[path]
+        self.params[method] = count_parameters(model)
+        self.trained_on.setdefault(method, {})[mask_label] = trained_mask
+        return model
+
+
+def _checked_request(masks: Sequence[str], methods: Sequence[str] | None, contrasts: Sequence[str],
+                     subset_every: int, tv_iterations: int) -> tuple[str, ...]:
+    """The methods to run (default: those for ``contrasts``), after checking every option."""
+    methods = methods_for(contrasts) if methods is None else tuple(methods)
+    unknown = [m for m in masks if m not in BENCHMARK_MASKS] + [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown mask(s) or method(s) {unknown}; masks: {', '.join(BENCHMARK_MASKS)}; "
+                         f"methods: {', '.join(METHODS)}")
+    mismatched = [m for m in methods if m in LEARNED and LEARNED[m].contrasts != tuple(contrasts)]
+    if mismatched:
+        raise ValueError(f"method(s) {mismatched} reconstruct other contrasts than {', '.join(contrasts)}; "
+                         f"for these contrasts use {', '.join(methods_for(contrasts))}")
+    if subset_every < 1:
+        raise ValueError(f"subset_every must be >= 1, got {subset_every}")
+    if tv_iterations < 1:
+        raise ValueError(f"tv_iterations must be >= 1, got {tv_iterations}")
+    check_unique(masks, "--masks")
+    check_unique(methods, "--methods")
+    return methods
+
+
+def _reconstructor(method: str, mask_label: str, models: LearnedModels,
+                   tv_iterations: int) -> tuple[Reconstructor, History | None]:
+    """The method as a reconstructor, with the history it records (the convergent mode's)."""
+    if method == "zero-filled":
+        return zero_filled, None
+    if method in ("joint-tv", "separate-tv"):
+        return tv_reconstructor(method.split("-")[0], tv_iterations), None
+    learned = LEARNED[method]
+    history = History() if learned.mode == "convergent" else None
+    return network_reconstructor(models.model_for(method, mask_label), learned.mode, history), history
+
+
+def _run_methods(dataset: EvaluationData, masks: Sequence[str], methods: Sequence[str], models: LearnedModels,
+                 subset: list[int], tv_iterations: int, progress: bool) -> tuple[dict, dict[str, float]]:
+    """results[method][mask] for every pair, and the achieved rate of every mask. The primary mask runs on
+    every slice, the others on ``subset``."""
+    full = list(range(dataset.images.shape[0]))
+    show = subset[len(subset) // 2]
+    results: dict[str, dict[str, MethodResult]] = {m: {} for m in methods}
+    achieved = {}
+    bar = tqdm(total=len(masks) * len(methods), desc="benchmark", disable=not progress, dynamic_ncols=True)
+    for mask_label in masks:
+        sampling = BENCHMARK_MASKS[mask_label].build(tuple(dataset.images.shape[-2:]))
+        achieved[mask_label] = float(sampling.float().mean())
+        positions = full if mask_label == PRIMARY_MASK else subset
+        batch = evaluation_batch(dataset, sampling, positions)
+        for method in methods:
+            bar.set_postfix(mask=mask_label, method=method)
+            reconstruct, history = _reconstructor(method, mask_label, models, tv_iterations)
+            results[method][mask_label] = evaluate_method(reconstruct, batch, positions, dataset.contrasts, show)
+            results[method][mask_label].history = history
+            bar.update(1)
+    bar.close()
+    return results, achieved
+
+
+def run_benchmark(
+    out_dir: str | Path,
+    masks: Sequence[str] = tuple(BENCHMARK_MASKS),
+    methods: Sequence[str] | None = None,
+    slices: slice | Sequence[int] | None = None,
+    subset_every: int = 5,
+    tv_iterations: int = 300,
+    checkpoints: dict[tuple[str, str], str | Path] | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    data: str = "embedded",
+    split: str = "test",
+    contrasts: Sequence[str] = ("T1", "T2"),
+) -> dict:
+    """`lpam benchmark`: every method (default: those for ``contrasts``, :func:`lpam.methods.methods_for`)
+    for each mask on ``data`` (the embedded slabs, a prepared dataset or an image file, as
+    :func:`lpam.data.sources.load_evaluation_data`; ``split`` of the first two). The primary mask (radial
+    20%) runs on all selected slices; the other masks run on every ``subset_every``-th of them (docs/method.md
+    section 7). ``checkpoints`` maps (method, mask label) to a checkpoint that replaces the shipped weights
+    (see :func:`lpam.evaluation.retrain.retrain`)."""
+    methods = _checked_request(masks, methods, contrasts, subset_every, tv_iterations)
+    check_output_folder(out_dir)
+    resolve_device(device)  # also when only classical methods (CPU) run: an unavailable device is an error
+    started = time.perf_counter()
+    dataset = load_evaluation_data(data, split, slices, contrasts)
+    subset = list(range(dataset.images.shape[0]))[::subset_every]
+    models = LearnedModels(checkpoints, device)
+    results, achieved = _run_methods(dataset, masks, methods, models, subset, tv_iterations, progress)
+    metrics = _metrics(results, dataset, masks, achieved, subset, models)
+    metrics["seconds_total"] = round(time.perf_counter() - started, 1)
+    with staged_outputs(out_dir) as staging:
+        _write_benchmark(staging, metrics, results, dataset, _notes(metrics, dataset, subset, subset_every,
+                                                                    tv_iterations), masks, methods, subset)
+    return metrics
+
+
+def _metrics(results: dict[str, dict[str, MethodResult]], dataset: EvaluationData, masks: Sequence[str],
+             achieved: dict[str, float], subset: list[int], models: LearnedModels) -> dict:
+    """metrics.json of the benchmark."""
+    full = list(range(dataset.images.shape[0]))
+    return {
+        "methods": {m: {k: summary(r, dataset.contrasts) for k, r in per.items()} for m, per in results.items()},
+        "subset_methods": {m: {k: summary(r, dataset.contrasts, subset) for k, r in per.items()}
+                           for m, per in results.items()},
+        "params": models.params,
+        "seconds_per_pair": {m: {k: r.seconds / len(r.per_slice) for k, r in per.items()} for m, per in results.items()},
+        "masks": {k: {**BENCHMARK_MASKS[k].describe(), "achieved_rate": achieved[k]} for k in masks},
+        "slices": {"all": [dataset.slice_ids[p] for p in full], "subset": [dataset.slice_ids[p] for p in subset]},
+        "evaluated_on": {m: {k: "all" if len(r.per_slice) == len(full) else "subset" for k, r in per.items()}
+                         for m, per in results.items()},
+        "trained_on": models.trained_on,
+        "off_mask": {m: [k for k, t in per.items() if t != k] for m, per in models.trained_on.items()},
+        "convergent_branches": {k: branch_counts(r.history) for k, r in results.get("lpam-net-convergent", {}).items()},
+        "machine": machine_description(),
+    }
+
+
+def _notes(metrics: dict, dataset: EvaluationData, subset: list[int], subset_every: int,
+           tv_iterations: int) -> list[str]:
+    """The notes above the tables of results.md."""
+    full = dataset.slice_ids
+    return [
+        f"Data {dataset.source}"
+        + (" (the embedded ICBM slab)" if dataset.source.startswith("embedded") else "")
+        + (", measured k-space" if dataset.measured else ", k-space simulated from the magnitudes")
+        + f"; {PRIMARY_MASK} on all {len(full)} slices ({full[0]}-{full[-1]}); the other masks "
+        f"on the fixed subset of every {subset_every}th slice "
+        f"({', '.join(str(dataset.slice_ids[p]) for p in subset)}) to stay within time.",
+        "† a learned model applied to a mask it was not trained on (the shipped models are trained on radial 20%; "
+        "`lpam benchmark --retrain` trains one per mask).",
+        f"TV: {tv_iterations} LPAM iterations, lam {TVSettings.lam} chosen on the validation slab at radial 20%.",
+        "PSNR (data range 1) and SSIM (scikit-image, 7x7 uniform window) on magnitudes, mean ± std over slices.",
+        f"Machine: {metrics['machine']}; whole run {metrics['seconds_total']:.0f} s.",
+    ]
+
+
+def _write_benchmark(out: Path, metrics: dict, results: dict[str, dict[str, MethodResult]], dataset: EvaluationData,
+                     notes: list[str], masks: Sequence[str], methods: Sequence[str], subset: list[int]) -> None:
+    """results.md, metrics.json and the figures of `lpam benchmark` into ``out``."""
+    show = subset[len(subset) // 2]
+    with atomic_path(out / "results.md") as tmp:
+        tmp.write_text(results_markdown(metrics, dataset.contrasts, notes))
+    save_json(metrics, out / "metrics.json")
+    for mask_label in masks:
+        shown = {m: results[m][mask_label].shown for m in methods if m != "lpam-net-convergent"}
+        reconstruction_grid(dataset.images[show].abs().numpy(), shown, dataset.contrasts, out / f"grid_{mask_label}.png",
+                            title=f"{dataset.source} slice {dataset.slice_ids[show]}, {mask_label}")
+    psnr_curves(metrics["subset_methods"], metrics["masks"], dataset.contrasts, out / "psnr_vs_rate.png",
+                title=f"PSNR vs sampling rate ({dataset.source} subset, {len(subset)} slices)")
+    for mask_label, result in results.get("lpam-net-convergent", {}).items():
+        positions = list(result.per_slice)  # the slices it ran on, in order
+        if mask_label == PRIMARY_MASK or PRIMARY_MASK not in masks:
+            convergence_plot(result.history.per_sample(0), out / "convergent_phases.png", xlabel="phase",
+                             title=f"lpam-net convergent mode, {mask_label}, slice {dataset.slice_ids[positions[0]]}")
+            save_json(history_json(result.history, [dataset.slice_ids[p] for p in positions]),
+                      out / "history_convergent.json")
+            break
