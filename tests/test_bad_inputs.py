@@ -299,14 +299,12 @@ def test_mask_file_conflicts_with_mask_options(tmp_path, capsys, lpam_checkpoint
     assert_refused(result, command, f"--mask-file and {option[0]} conflict", out)
 
 
-@pytest.mark.parametrize("call", ["network", "simulate"])
-def test_api_refuses_soft_masks(lpam_checkpoint, images, call):
-    from lpam.checkpoint import load_model
-
+@pytest.mark.parametrize("call", ["physics", "simulate"])
+def test_api_refuses_soft_masks(images, call):
     soft = torch.full(SHAPE, 0.3)
     with pytest.raises(ValueError, match="a mask must hold only 0 and 1"):
-        if call == "network":
-            load_model(lpam_checkpoint)(simulate_kspace(images, MaskSpec().build(SHAPE)), soft)
+        if call == "physics":
+            MRIPhysics(soft, 2)
         else:
             simulate_kspace(images, soft)
 

@@ -40,7 +40,8 @@ def command_mask(args: argparse.Namespace) -> None:
     from lpam.data.mask_files import save_mask
     from lpam.physics.masks import make_mask
 
-    mask = make_mask(args.kind, tuple(args.shape), rate=args.rate, acceleration=args.acceleration,
+    rate = DEFAULT_RATE if args.rate is None and not args.kind.startswith("cartesian") else args.rate
+    mask = make_mask(args.kind, tuple(args.shape), rate=rate, acceleration=args.acceleration,
                      center_fraction=args.center_fraction, seed=args.seed)
     out = Path(args.out)
     if out.suffix != ".npy":

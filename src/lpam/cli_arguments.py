@@ -109,7 +109,8 @@ def solve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eps0", type=float, default=None, help="starting eps (default: tuned)")
     parser.add_argument("--noise", type=float, default=0.0, help="std of complex k-space noise")
     parser.add_argument("--tv-boundary", choices=BOUNDARIES, default="zero",
-                        help="TV's differences at the last row / column: zero (the published code) or periodic")
+                        help="TV's differences at the last row / column: zero (the published code), circular "
+                             "(periodic) or zero-extension (x = 0 outside the image)")
     for name in ("a", "c", "sigma"):
         parser.add_argument(f"--{name}", type=float, default=getattr(Constants, name))
     parser.add_argument("--no-safeguard", action="store_true", help="always take the residual step")

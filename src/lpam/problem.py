@@ -27,8 +27,11 @@ def data_terms(physics: MRIPhysics, measurements: torch.Tensor) -> list[SmoothFu
 
 
 def mri_objective(measurements: torch.Tensor, physics: MRIPhysics, regularizer: Regularizer) -> Objective:
-    """Phi_eps(x) = sum_j 1/2 ||A_j x_j - y_j||^2 + R_eps(x) for the measurements y of ``physics``."""
+    """Phi_eps(x) = sum_j 1/2 ||A_j x_j - y_j||^2 + R_eps(x) for the measurements y of ``physics`` (at least
+    two contrasts: the blocks of the joint problem)."""
     physics.check(measurements, SOLVER_DTYPES)
+    if measurements.shape[1] < 2:
+        raise ValueError(f"joint reconstruction needs at least 2 contrasts, got {measurements.shape[1]}")
     return Objective(data_terms(physics.to(measurements.device, measurements.dtype), measurements), regularizer)
 
 

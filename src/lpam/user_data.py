@@ -25,7 +25,8 @@ from lpam.io import atomic_path, check_output_folder, save_json, staged_outputs
 from lpam.metrics import evaluate_contrasts
 from lpam.plotting import reconstruction_grid
 from lpam.physics.mri import MRIPhysics
-from lpam.physics.masks import MaskSpec, load_mask
+from lpam.data.mask_files import load_mask
+from lpam.physics.masks import MaskSpec
 from lpam.workflows import run_network
 
 

@@ -30,7 +30,7 @@ from lpam.data.layouts.registry import LAYOUTS, find_subjects, load_volumes
 from lpam.data.prepared import SPLITS, save_prepared
 from lpam.io import check_output_file
 from lpam.options import check_unique
-from lpam.physics.masks import load_mask
+from lpam.data.mask_files import load_mask
 
 MIN_PREPARED_SIZE = 8  # px: the smallest --size that a network can reconstruct
 SCALE_PERCENTILE = 99.9  # a volume's robust maximum: its brightest 0.1% (vessels, artefacts) ignored

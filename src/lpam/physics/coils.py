@@ -16,6 +16,7 @@ from lpam.physics.fourier import MaskedFourier, ifft2c
 from lpam.physics.operator import LinearOperator
 
 MAP_METHODS = ("auto", "lowres", "espirit")
+MAP_SUPPORT_THRESHOLD = 0.05  # lowres maps: support where the coil images' RSS exceeds 5% of its maximum
 
 
 def maps_per_contrast(maps: torch.Tensor) -> torch.Tensor:
@@ -226,7 +227,7 @@ def estimate_coil_maps(
     kspace: torch.Tensor,
     calibration: tuple[int, int] | torch.Tensor,
     method: str = "auto",
-    threshold: float = 0.05,
+    threshold: float = MAP_SUPPORT_THRESHOLD,
 ) -> torch.Tensor:
     """Coil maps (..., Nc, H, W) from coil k-space (..., Nc, H, W) and its calibration region: an (h, w)
     size or the (H, W) sampling mask (then :func:`calibration_size`).
