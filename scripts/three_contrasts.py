@@ -22,6 +22,7 @@ from lpam.evaluation.scoring import (evaluate_method, evaluation_batch, network_
                                      tv_reconstructor)
 from lpam.io import atomic_path, save_json
 from lpam.physics.masks import MaskSpec
+from lpam.reconstruction import TVSettings
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "lpam" / "weights"
 PAIR, TRIPLE = ("T1", "T2"), ("T1", "T2", "PD")
@@ -43,7 +44,7 @@ def main() -> None:
         sampling = mask.build(tuple(data.images.shape[-2:]))
         positions = list(range(data.images.shape[0]))
         batch = evaluation_batch(data, sampling, positions)
-        reconstructors = {"joint TV": tv_reconstructor("joint", args.tv_iterations),
+        reconstructors = {"joint TV": tv_reconstructor(TVSettings(iterations=args.tv_iterations)),
                           "LPAM-net": network_reconstructor(load_model(checkpoint), "plain")}
         for method, reconstruct in reconstructors.items():
             result = evaluate_method(reconstruct, batch, positions, contrasts)

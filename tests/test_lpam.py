@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lpam.algorithm.lpam import Constants, StepSizes, solve
-from lpam.algorithm.regularizer import Regularizer, Term, autograd_smoothed_value_and_grad
+from lpam.algorithm.regularizer import Regularizer, Term
 from lpam.physics.fourier import MaskedFourier
 from lpam.physics.mri import MRIPhysics
 from lpam.problem import mri_objective
@@ -129,17 +129,6 @@ def test_three_blocks_and_separate_coupling():
         assert len(out) == num_contrasts and len(history.phi[0]) == 100
         for j in range(num_contrasts):
             assert (out[j].abs() - truth[:, j].abs()).norm() < (x0[j].abs() - truth[:, j].abs()).norm()
-
-
-@pytest.mark.parametrize("boundary", BOUNDARIES)
-def test_hand_written_tv_gradient_matches_autograd(boundary):
-    x = [torch.randn(2, 7, 9, dtype=torch.complex128) for _ in range(3)]
-    eps = torch.tensor([0.1, 2.0], dtype=torch.float64)
-    value, grads = FiniteDifferences(boundary).smoothed_value_and_grad(x, eps)
-    reference_value, reference_grads = autograd_smoothed_value_and_grad(FiniteDifferences(boundary), x, eps)
-    torch.testing.assert_close(value, reference_value.detach())
-    for a, b in zip(grads, reference_grads):
-        torch.testing.assert_close(a, b.detach())
 
 
 @pytest.mark.parametrize("boundary", BOUNDARIES)

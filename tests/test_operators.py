@@ -1,13 +1,17 @@
 """Every forward model through the operator interface (lpam.physics.operator.LinearOperator): adjointness,
 the data term's gradient against autograd, the normal operator, the norm by power iteration, and
-simulation with noise."""
+simulation with noise; and every hand-written J_g^T (the feature maps' smoothed_value_and_grad) against
+autograd."""
 import pytest
 import torch
 
+from lpam.algorithm.regularizer import autograd_smoothed_value_and_grad
+from lpam.models.cnn import ComplexCNN
 from lpam.physics.coils import MultiCoilFourier, simulate_coil_maps
 from lpam.physics.fourier import MaskedFourier
 from lpam.physics.mri import MRIPhysics
 from lpam.physics.operator import simulate_measurements
+from lpam.regularizers.tv import BOUNDARIES, FiniteDifferences
 
 SHAPE = (12, 15)
 
@@ -106,3 +110,43 @@ def test_physics_of_one_sample_and_device_move():
     y = physics(x)
     torch.testing.assert_close(physics.sample(1)(x[1:2]), y[1:2])
     assert physics.to("cpu") is physics
+
+
+# name -> (feature map g with a hand-written smoothed_value_and_grad, number of image blocks it takes)
+FEATURE_MAPS = {f"TV, {boundary} boundary": (lambda b=boundary: FiniteDifferences(b), 3) for boundary in BOUNDARIES}
+FEATURE_MAPS.update({
+    f"CNN, {init} init, {padding} padding, {inputs} input(s)":
+        (lambda i=init, p=padding, n=inputs: ComplexCNN(n, features=12, init=i, padding=p).double(), inputs)
+    for init in ("random", "tv") for padding in ("zeros", "circular") for inputs in (1, 2, 3)
+})
+
+
+@pytest.mark.parametrize("name", FEATURE_MAPS)
+def test_hand_written_feature_map_gradient_matches_autograd(name):
+    """sum_i r_eps(g_i(x)) and its gradient J_g^T (dr_eps / dg) per block, against autograd, per eps of the
+    batch (one eps in the smooth region, one in the linear region of r_eps)."""
+    factory, blocks = FEATURE_MAPS[name]
+    torch.manual_seed(blocks)
+    g = factory()
+    x = [0.3 * torch.randn(2, 11, 13, dtype=torch.complex128) for _ in range(blocks)]
+    eps = torch.tensor([0.01, 2.0], dtype=torch.float64)
+    value, grads = g.smoothed_value_and_grad(x, eps)
+    reference_value, reference_grads = autograd_smoothed_value_and_grad(g, x, eps)
+    torch.testing.assert_close(value, reference_value.detach())
+    for a, b in zip(grads, reference_grads):
+        torch.testing.assert_close(a, b.detach(), rtol=1e-10, atol=1e-12)
+
+
+def test_physics_imports_nothing_outside_itself():
+    """The physics knows nothing of data files, networks, training, plotting or the CLI."""
+    import ast
+    from pathlib import Path
+
+    import lpam.physics
+
+    for module in Path(lpam.physics.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            outside = [n for n in names if n.startswith("lpam") and not n.startswith("lpam.physics")]
+            assert not outside, f"{module.name} imports {outside}"

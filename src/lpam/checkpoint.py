@@ -13,10 +13,10 @@ from torch import nn
 from lpam.device import resolve_device
 from lpam.io import atomic_path
 from lpam.models.registry import build_model, model_config_from_dict, model_type_of
+from lpam.models.shipped import SHIPPED, WEIGHTS_DIR
 
 FORMAT = "lpam-checkpoint-v1"
-WEIGHTS_DIR = Path(__file__).parent / "weights"
-SHIPPED_WEIGHTS = WEIGHTS_DIR / "lpam_net_joint_radial20.pt"  # the default, convergent LPAM-net (docs/method.md section 4b)
+SHIPPED_WEIGHTS = WEIGHTS_DIR / SHIPPED[0].weights  # the default, convergent LPAM-net (docs/method.md section 4b)
 CHECKSUM_KEY = "tensor_sha256"
 TRAINING_KEYS = ("position", "optimizer", "best_score", "train_config")  # what `lpam train --resume` needs
 

@@ -51,15 +51,15 @@ def command_mask(args: argparse.Namespace) -> None:
 
 
 def command_solve(args: argparse.Namespace) -> None:
-    from lpam.reconstruction import TVSettings
-    from lpam.workflows import format_table, solve_embedded
+    from lpam.tv_tuning import tuned_settings
+    from lpam.workflows import REGULARIZERS, format_table, solve_embedded
 
     constants = Constants(a=args.a, c=args.c, sigma=args.sigma, rho=TV_RHO)
-    settings = TVSettings(lam=TVSettings.lam if args.lam is None else args.lam, iterations=args.iterations,
-                          eps0=TVSettings.eps0 if args.eps0 is None else args.eps0,
-                          safeguard=not args.no_safeguard, eps_decay=not args.no_eps_decay, constants=constants,
-                          boundary=args.tv_boundary)
-    metrics = solve_embedded(args.out, args.regularizer, mask_spec(args), args.split, parse_slices(args.slices),
+    spec = mask_spec(args)
+    settings = tuned_settings(spec, REGULARIZERS[args.regularizer], args.lam, args.eps0, iterations=args.iterations,
+                              safeguard=not args.no_safeguard, eps_decay=not args.no_eps_decay, constants=constants,
+                              boundary=args.tv_boundary)
+    metrics = solve_embedded(args.out, args.regularizer, spec, args.split, parse_slices(args.slices),
                              settings, noise_std=args.noise, progress=not args.quiet, contrasts=args.contrasts)
     print(format_table(metrics, args.contrasts))
     print(f"branches: {metrics['branches']}; wrote recon.npy, figure.png, convergence.png, history.json, "
@@ -97,11 +97,12 @@ def command_demo(args: argparse.Namespace) -> None:
 def command_reconstruct(args: argparse.Namespace) -> None:
     from lpam.user_data import reconstruct_files
 
-    written = reconstruct_files(
+    written, model = reconstruct_files(
         inputs=args.inputs, contrasts=args.contrasts, out_dir=args.out, input_type=args.input_type,
         mask_file=args.mask_file, mask=mask_spec(args), checkpoint=args.checkpoint, mode=args.mode, phases=args.phases,
         progress=not args.quiet, device=args.device, slice_axis=args.slice_axis,
     )
+    print(f"model: {model}")
     print("wrote " + ", ".join(str(p) for p in written))
 
 
@@ -113,6 +114,7 @@ def command_evaluate(args: argparse.Namespace) -> None:
                                   mask_spec(args), args.mode, args.name, args.device, progress=not args.quiet,
                                   mask_file=args.mask_file, coils=args.coils, estimate_maps=args.estimate_maps,
                                   contrasts=args.contrasts, phases=args.phases)
+    print(f"model: {metrics['checkpoint']}")
     print(f"{metrics['data']}, {len(metrics['slices'])} slices, mask {metrics['mask']['kind']} "
           f"(achieved rate {metrics['mask']['achieved_rate']:.3f}), mode {metrics['mode']}")
     if "coils" in metrics:

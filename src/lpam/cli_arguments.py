@@ -8,7 +8,7 @@ from lpam.algorithm.lpam import Constants
 from lpam.regularizers.tv import BOUNDARIES
 
 IMAGE_SHAPE = (160, 180)  # px (H, W): the grid of the embedded data and of the paper's masks
-CONTRASTS = ("T1", "T2")  # the paper's pair, the contrasts of the shipped weights
+DEFAULT_CONTRASTS = ("T1", "T2")  # the paper's pair, the contrasts of the shipped weights
 TV_ITERATIONS = 300  # LPAM-TV iterations, as TVSettings: enough for the joint-TV baseline to settle
 SUBSET_EVERY = 5  # benchmark: the masks other than radial-0.20 run on every 5th slice, to bound the run time
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)  # prepare: train / val / test shares of the subjects
@@ -102,7 +102,7 @@ def solve_arguments(parser: argparse.ArgumentParser) -> None:
     add_mask_options(parser)
     parser.add_argument("--split", default="test")
     parser.add_argument("--slices", default="0:4", help="'start:stop' or comma-separated positions in the split")
-    parser.add_argument("--contrasts", nargs="+", default=list(CONTRASTS),
+    parser.add_argument("--contrasts", nargs="+", default=list(DEFAULT_CONTRASTS),
                         help="embedded contrasts, one LPAM block each: T1, T2 and the synthetic PD")
     parser.add_argument("--iterations", type=int, default=TV_ITERATIONS)
     parser.add_argument("--lam", type=float, default=None, help="TV weight (default: tuned on the validation slab)")
@@ -172,7 +172,7 @@ def benchmark_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--masks", nargs="+", default=list(BENCHMARK_MASKS), choices=list(BENCHMARK_MASKS))
     parser.add_argument("--methods", nargs="+", default=None, choices=list(METHODS),
                         help="default: every method for --contrasts (classical ones and models trained on them)")
-    parser.add_argument("--contrasts", nargs="+", default=list(CONTRASTS),
+    parser.add_argument("--contrasts", nargs="+", default=list(DEFAULT_CONTRASTS),
                         help="contrasts reconstructed jointly, e.g. T1 T2 PD (the embedded data has a synthetic PD)")
     parser.add_argument("--slices", default=None, help="positions in the split (default: all; the embedded test slab has 20)")
     parser.add_argument("--subset-every", type=int, default=SUBSET_EVERY,
@@ -192,7 +192,7 @@ def prepare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="dataset folder (or one .npz file)")
     hints = "; ".join(f"{name}: {layout.hint}" for name, layout in LAYOUTS.items())
     parser.add_argument("--format", default=None, choices=list(LAYOUTS), help=f"layout (default: detected): {hints}")
-    parser.add_argument("--contrasts", nargs="+", default=list(CONTRASTS))
+    parser.add_argument("--contrasts", nargs="+", default=list(DEFAULT_CONTRASTS))
     add_shape_option(parser, "--size")
     parser.add_argument("--split-fractions", type=float, nargs=3, default=list(SPLIT_FRACTIONS),
                         metavar=("TRAIN", "VAL", "TEST"))

@@ -11,7 +11,8 @@ from lpam.physics.masks import MaskSpec
 BENCHMARK_MASKS: dict[str, MaskSpec] = {
     spec.label(): spec
     for spec in [MaskSpec("radial", rate) for rate in (0.1, 0.2, 0.3, 0.4)]
-    + [MaskSpec("cartesian-random", None, 4.0, 0.08), MaskSpec("cartesian-random", None, 8.0, 0.04)]
+    + [MaskSpec(f"cartesian-{kind}", None, acceleration, 0.32 / acceleration)  # fastMRI's centre fractions
+       for kind in ("random", "equispaced") for acceleration in (4.0, 8.0)]
 }
 PRIMARY_MASK = "radial-0.20"
 

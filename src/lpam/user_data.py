@@ -26,7 +26,8 @@ from lpam.metrics import evaluate_contrasts
 from lpam.plotting import reconstruction_grid
 from lpam.physics.mri import MRIPhysics
 from lpam.data.mask_files import load_mask
-from lpam.physics.masks import MaskSpec
+from lpam.models.shipped import resolve_checkpoint
+from lpam.physics.masks import MaskSpec, infer_mask_spec
 from lpam.workflows import run_network
 
 
@@ -125,10 +126,12 @@ def reconstruct_files(
     device: str = "cpu",
     slice_axis: str | None = None,
     phases: int | None = None,
-) -> list[Path]:
+) -> tuple[list[Path], str]:
     """Reconstruct the contrasts in ``inputs``; writes <contrast>_<model>.nii.gz (model: lpam-net or unet, the
     checkpoint's type), <contrast>_zero_filled.nii.gz, preview.png (and metrics.json for image input) into
-    ``out_dir``, all or none; returns the written paths. ``mask_file`` and ``mask`` exclude each other."""
+    ``out_dir``, all or none; returns the written paths and the model used (without ``checkpoint``: the shipped
+    model for the mask, :func:`lpam.models.shipped.resolve_checkpoint`). ``mask_file`` and ``mask`` exclude
+    each other."""
     if input_type not in ("image", "kspace"):
         raise ValueError(f"unknown input type {input_type!r}; choose image or kspace")
     if slice_axis not in (None, *SLICE_AXES):
@@ -138,11 +141,13 @@ def reconstruct_files(
     contrasts = check_unique(contrasts if contrasts else CONTRAST_NAMES[: len(paths)])
     if len(contrasts) != len(paths):
         raise ValueError(f"{len(paths)} input files but {len(contrasts)} contrast names")
+    arrays = _read_inputs(paths, input_type, slice_axis)
+    sampling = _sampling(arrays, input_type, mask_file, mask)
+    checkpoint, described = resolve_checkpoint(checkpoint, infer_mask_spec(sampling) if mask is None else mask,
+                                               contrasts)
     model = load_model(checkpoint, map_location=device)
     if len(paths) != model.config.contrasts:
         raise ValueError(f"the checkpoint reconstructs {model.config.contrasts} contrasts, got {len(paths)} input files")
-    arrays = _read_inputs(paths, input_type, slice_axis)
-    sampling = _sampling(arrays, input_type, mask_file, mask)
     physics = MRIPhysics(sampling, len(arrays))
     kspace, scale, reference = _network_input(np.stack(arrays, axis=1), input_type, physics)  # (S, C, H, W)
     recon = run_network(model, kspace, physics, mode=mode, progress=progress, phases=phases).abs().numpy()
@@ -160,7 +165,7 @@ def reconstruct_files(
                 _save_nifti(volume, affine, out / names[-1])
         _write_preview_and_metrics(out, recon, baseline, reference, contrasts, label, sampling)
     names += ["preview.png"] + (["metrics.json"] if reference is not None else [])
-    return [Path(out_dir) / name for name in names]
+    return [Path(out_dir) / name for name in names], described
 
 
 def _write_preview_and_metrics(out: Path, recon: np.ndarray, baseline: np.ndarray, reference: np.ndarray | None,

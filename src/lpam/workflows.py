@@ -23,6 +23,7 @@ from lpam.plotting import convergence_plot, reconstruction_grid
 from lpam.physics.mri import MRIPhysics
 from lpam.problem import normalised_kspace
 from lpam.reconstruction import TVSettings, reconstruct_tv
+from lpam.tv_tuning import tuned_settings
 
 REGULARIZERS = {"joint-tv": "joint", "separate-tv": "separate"}
 
@@ -55,7 +56,7 @@ def solve_embedded(
         raise ValueError(f"unknown regularizer {regularizer!r}; choose one of {', '.join(REGULARIZERS)}")
     check_output_folder(out_dir)
     mask = mask or MaskSpec()
-    settings = settings or TVSettings()
+    settings = settings or tuned_settings(mask, REGULARIZERS[regularizer])
     settings.coupling = REGULARIZERS[regularizer]
     data = load_split(split, contrasts, slices=slices)
     sampling = mask.build(tuple(data.images.shape[-2:]))

@@ -21,7 +21,8 @@ from lpam.evaluation.scoring import (evaluate_method, evaluation_batch, multicoi
 from lpam.io import check_output_folder, save_json, staged_outputs
 from lpam.models.lpam_net import count_parameters
 from lpam.physics.coils import calibration_size, resolved_map_method
-from lpam.physics.masks import MaskSpec
+from lpam.models.shipped import resolve_checkpoint
+from lpam.physics.masks import MaskSpec, infer_mask_spec
 from lpam.plotting import reconstruction_grid
 
 
@@ -82,14 +83,16 @@ def evaluate_checkpoint(
         raise ValueError("give either a mask file (--mask-file) or a mask to make (--mask ...), not both")
     if estimate_maps is not None:
         estimate_maps = resolved_map_method(estimate_maps)
+    name = name or (Path(checkpoint).stem if checkpoint is not None else "lpam-net")
+    request = mask or (infer_mask_spec(load_mask(mask_file)) if mask_file is not None else MaskSpec())
+    checkpoint, described = resolve_checkpoint(checkpoint, request, contrasts or ("T1", "T2"), coils)
     model, payload = load_model_with_checkpoint(checkpoint, map_location=device)
     dataset = _dataset_for(model, payload, data, split, slices, contrasts)
     measured_coils = coils is None and dataset.coil_images is not None
     if estimate_maps is not None and coils is None and not measured_coils:
         raise ValueError("estimating coil maps needs multi-coil k-space: give the number of coils too, or a "
                          "dataset prepared with --keep-coils")
-    name = name or (Path(checkpoint).stem if checkpoint is not None else "lpam-net")
-    sampling, described, label = _sampling(mask, mask_file, tuple(dataset.images.shape[-2:]))
+    sampling, mask_described, label = _sampling(mask, mask_file, tuple(dataset.images.shape[-2:]))
     positions = list(range(dataset.images.shape[0]))
     show = positions[len(positions) // 2]
     if coils is None and not measured_coils:
@@ -102,9 +105,9 @@ def evaluate_checkpoint(
                for method, reconstruct in reconstructors.items()}
     metrics = {
         "methods": {method: summary(result, dataset.contrasts) for method, result in results.items()},
-        "mask": {**described, "achieved_rate": float(sampling.float().mean())}, "slices": dataset.slice_ids,
+        "mask": {**mask_described, "achieved_rate": float(sampling.float().mean())}, "slices": dataset.slice_ids,
         "data": dataset.source, "mode": mode, "phases": phases or getattr(model.config, "phases", None),
-        "checkpoint": str(checkpoint) if checkpoint is not None else "shipped",
+        "checkpoint": described,
         "params": {name: count_parameters(model)},
         "seconds_per_pair": {method: r.seconds / len(positions) for method, r in results.items()},
     }

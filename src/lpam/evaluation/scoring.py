@@ -75,8 +75,8 @@ def network_reconstructor(model: torch.nn.Module, mode: str, history: History | 
     return lambda kspace, physics: run_network(model, kspace, physics, mode, history, progress, phases=phases)
 
 
-def tv_reconstructor(coupling: str, iterations: int, progress: bool = False) -> Reconstructor:
-    settings = TVSettings(coupling=coupling, iterations=iterations)
+def tv_reconstructor(settings: TVSettings, progress: bool = False) -> Reconstructor:
+    """Classical LPAM with TV (``settings``: weight, coupling, iterations)."""
     return lambda kspace, physics: reconstruct_tv(kspace, physics, settings, progress)[0]
 
 

@@ -1,6 +1,6 @@
 """The trainable reconstruction models by name: a config's ``model.type`` and a checkpoint's
-``model_type`` pick one. All share the call ``model(kspace, mask, phases=None, mode="plain", history=None,
-maps=None)`` (``maps``: coil sensitivities for multi-coil k-space, :mod:`lpam.problem`)."""
+``model_type`` pick one. All share the call ``model(y, physics, phases=None, mode="plain", history=None)``
+(``physics``: the :class:`~lpam.physics.mri.MRIPhysics` of the measurements y, single- or multi-coil)."""
 from __future__ import annotations
 
 from torch import nn

@@ -24,6 +24,7 @@ DART_THROWING_DENSITY = 0.56  # dart throwing on the grid keeps ~0.56 / d^2 poin
 POISSON_SEARCH_STEPS = 40  # cap on the x1.5 bracketing + bisection steps; ample to reach RATE_TOLERANCE / 2
 VARIABLE_DENSITY_POWER = 4  # density (1 - r / r_max)^4 of the "random" variable-density mask
 POISSON_DISTANCE_GROWTH = 3.0  # Poisson-disc minimum distance s (1 + 3 r / r_max): 4x wider at the corners
+EQUISPACED_FRACTION = 0.8  # lines are equispaced when 80% of the gaps lie within 1 of the median gap
 BINARY_TOLERANCE = 1e-3  # a stored mask value within this of 0 or 1 is that value (float rounding)
 
 
@@ -336,8 +337,27 @@ class MaskSpec:
                 described[key] = getattr(self, key)
         return described
 
+    def nominal_rate(self) -> float:
+        """The sampling rate the request aims at: its rate, or 1 / acceleration."""
+        return self.rate if self.acceleration is None else 1.0 / self.acceleration
+
     def label(self) -> str:
         """Short name of the setting, e.g. ``radial-0.20`` or ``cartesian-random-4x`` (benchmark keys)."""
         if self.acceleration is not None:
             return f"{self.kind}-{self.acceleration:g}x"
         return f"{self.kind}-{self.rate:.2f}"
+
+
+def infer_mask_spec(mask: np.ndarray | torch.Tensor) -> MaskSpec:
+    """What a given (H, W) mask is, for choosing a model: Cartesian lines (every column sampled whole or not
+    at all; equispaced when the sampled columns outside the centre are evenly spaced) with their acceleration
+    W / (sampled columns), else a 2-D mask (reported as radial) with its sampling rate."""
+    sampled = np.asarray(mask.detach().cpu() if isinstance(mask, torch.Tensor) else mask) != 0
+    columns = sampled.all(axis=0)
+    if sampled.ndim == 2 and (columns | ~sampled.any(axis=0)).all() and columns.any():
+        gaps = np.diff(np.flatnonzero(columns))
+        outer = gaps[gaps > 1]  # gaps between sampled lines outside the fully sampled centre
+        regular = outer.size and np.mean(np.abs(outer - np.median(outer)) <= 1) >= EQUISPACED_FRACTION
+        kind = "cartesian-equispaced" if regular else "cartesian-random"
+        return MaskSpec(kind, None, round(sampled.shape[1] / int(columns.sum()), 1))
+    return MaskSpec("radial", round(float(sampled.mean()), 3))

@@ -1,0 +1,81 @@
+"""What is chosen for a request: the shipped model for a mask and contrasts, the tuned TV weight for a mask,
+what a given mask is, and the training masks of a config with a mask mix."""
+import pytest
+import torch
+
+from lpam.methods import BENCHMARK_MASKS
+from lpam.models.shipped import SHIPPED, WEIGHTS_DIR, default_model, resolve_checkpoint
+from lpam.physics.masks import MaskSpec, infer_mask_spec
+from lpam.training.config import TrainConfig
+from lpam.training.samples import mask_for, validation_masks
+from lpam.tv_tuning import COUPLINGS, tuned_settings, tuned_table, tuned_tv
+
+
+def test_every_shipped_model_exists():
+    for model in SHIPPED:
+        assert (WEIGHTS_DIR / model.weights).is_file(), model.weights
+
+
+def test_default_model_for_its_training_mask_needs_no_warning():
+    path, described, warning = default_model(MaskSpec("radial", 0.2))
+    assert path.name == "lpam_net_joint_radial20.pt" and warning is None and "radial" in described
+    path, _, warning = default_model(MaskSpec("radial", 0.2), ("T1", "T2", "PD"))
+    assert path.name == "lpam_net_joint3_radial20.pt" and warning is None
+
+
+@pytest.mark.parametrize("mask, coils, expected", [
+    (MaskSpec("radial", 0.3), None, "no shipped model was trained for radial-0.30"),
+    (MaskSpec("poisson", 0.2), None, "no shipped model was trained for poisson-0.20"),
+    (MaskSpec("radial", 0.2), 8, "8-coil"),
+])
+def test_a_request_no_model_was_trained_for_runs_the_nearest_with_a_warning(mask, coils, expected):
+    path, _, warning = default_model(mask, coils=coils)
+    assert path.is_file() and expected in warning and "using the nearest" in warning
+    with pytest.warns(UserWarning, match=expected):
+        assert resolve_checkpoint(None, mask, coils=coils)[0] == path
+    assert resolve_checkpoint("mine.pt", mask)[0].name == "mine.pt"  # a given checkpoint is used as it is
+
+
+def test_no_shipped_model_for_other_contrasts_is_an_error():
+    with pytest.raises(ValueError, match="no shipped model reconstructs T1, FLAIR"):
+        default_model(MaskSpec(), ("T1", "FLAIR"))
+
+
+@pytest.mark.parametrize("spec", [MaskSpec("radial", 0.2), MaskSpec("cartesian-random", None, 4.0, 0.08),
+                                  MaskSpec("cartesian-equispaced", None, 8.0, 0.04), MaskSpec("poisson", 0.25)])
+def test_infer_mask_spec(spec):
+    inferred = infer_mask_spec(spec.build((160, 180)))
+    expected_kind = spec.kind if spec.kind.startswith("cartesian") else "radial"
+    assert inferred.kind == expected_kind
+    assert inferred.nominal_rate() == pytest.approx(spec.nominal_rate(), rel=0.35)
+
+
+def test_tuned_tv_covers_every_benchmark_mask_and_falls_back_to_the_nearest():
+    for coupling in COUPLINGS:
+        assert set(tuned_table()["settings"][coupling]) >= set(BENCHMARK_MASKS)
+        for label, spec in BENCHMARK_MASKS.items():
+            lam, eps0, note = tuned_tv(spec, coupling)
+            assert lam > 0 and eps0 > 0 and note is None
+    lam, _, note = tuned_tv(MaskSpec("radial", 0.22))
+    assert note == "no TV weight was tuned for radial-0.22; using that of radial-0.20"
+    assert lam == tuned_tv(MaskSpec("radial", 0.2))[0]
+    settings = tuned_settings(MaskSpec("cartesian-random", None, 4.0, 0.08), "separate", lam=0.5, iterations=7)
+    assert settings.lam == 0.5 and settings.coupling == "separate" and settings.iterations == 7
+    with pytest.raises(ValueError, match="unknown TV coupling"):
+        tuned_tv(MaskSpec(), "shared")
+
+
+def test_mask_mix_trains_and_validates_every_setting():
+    config = TrainConfig.from_dict({"data": {"mask": {
+        "kind": "cartesian-random", "rate": None, "acceleration": 4, "pool": 8,
+        "mix": [{"kind": "cartesian-equispaced", "rate": None, "acceleration": 8}]}}})
+    mask = config.data.mask
+    kinds = [mask.setting(i).kind for i in range(4)]
+    assert kinds == ["cartesian-random", "cartesian-equispaced"] * 2
+    torch.testing.assert_close(mask_for(mask, (32, 40), 3),
+                               MaskSpec("cartesian-equispaced", None, 8, seed=3).build((32, 40)))
+    validation = validation_masks(mask, (32, 40), 5)
+    assert validation.shape == (5, 32, 40) and torch.equal(validation[1], mask_for(mask, (32, 40), 1))
+    assert config.to_dict()["data"]["mask"]["mix"][0]["acceleration"] == 8
+    with pytest.raises(ValueError, match="data.mask.mix"):
+        TrainConfig.from_dict({"data": {"mask": {"mix": [{"kind": "radial", "speed": 3}]}}})
