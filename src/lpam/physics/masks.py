@@ -338,8 +338,12 @@ class MaskSpec:
         return described
 
     def nominal_rate(self) -> float:
-        """The sampling rate the request aims at: its rate, or 1 / acceleration."""
-        return self.rate if self.acceleration is None else 1.0 / self.acceleration
+        """The sampling rate the request aims at: its rate, or 1 / acceleration (checked as the mask makers do)."""
+        if self.acceleration is not None:
+            if not isinstance(self.acceleration, numbers.Real) or not self.acceleration > 1:
+                raise ValueError(f"acceleration must be > 1, got {self.acceleration}")
+            return 1.0 / self.acceleration
+        return _check_rate(self.rate)
 
     def label(self) -> str:
         """Short name of the setting, e.g. ``radial-0.20`` or ``cartesian-random-4x`` (benchmark keys)."""
