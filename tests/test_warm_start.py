@@ -51,3 +51,18 @@ def test_mismatched_architecture_is_an_error(tmp_path):
     save_checkpoint(tmp_path / "bare.pt", LPAMNet(LPAMNetConfig(phases=2, features=8)))
     with pytest.raises(ValueError, match="does not record the contrasts"):
         warm_start(LPAMNet(LPAMNetConfig(phases=2, features=8)), tmp_path / "bare.pt", ["T1", "T2"])
+
+
+def test_a_longer_network_starts_as_the_shorter_one_run_longer(tmp_path):
+    """Phases past the checkpoint's K repeat its last phase, as the checkpoint's network run for more phases."""
+    two_phases = checkpoint(tmp_path / "two.pt", ["T1", "T2"], step_rule="descent", reg_weight_init=0.01)
+    four_phases = LPAMNet(LPAMNetConfig(phases=4, features=16, step_rule="descent", reg_weight_init=0.01))
+    assert warm_start(four_phases, tmp_path / "two.pt", ["T1", "T2"]) == []
+    torch.testing.assert_close(four_phases.alpha[3], two_phases.alpha[1])
+    images = load_split("test", slices=[0]).images[..., 60:92, 70:106]
+    mask = torch.from_numpy(make_mask("radial", (32, 36), rate=0.3))
+    kspace, physics = simulate_kspace(images, mask), MRIPhysics(mask, 2)
+    with torch.no_grad():
+        longer, run_longer = four_phases(kspace, physics, mode="convergent"), two_phases(kspace, physics, phases=4,
+                                                                                            mode="convergent")
+    torch.testing.assert_close(longer, run_longer)

@@ -10,7 +10,7 @@ import torch
 
 from lpam.algorithm.lpam import Objective, SmoothFunction
 from lpam.algorithm.regularizer import Regularizer
-from lpam.physics.mri import SOLVER_DTYPES, MRIPhysics
+from lpam.physics.mri import MRIPhysics
 
 TRAINED_PEAK_RANGE = (0.1, 10.0)  # peaks within 10x of the training data's (images in [0, 1]) are left as they are
 
@@ -28,8 +28,8 @@ def data_terms(physics: MRIPhysics, measurements: torch.Tensor) -> list[SmoothFu
 
 def mri_objective(measurements: torch.Tensor, physics: MRIPhysics, regularizer: Regularizer) -> Objective:
     """Phi_eps(x) = sum_j 1/2 ||A_j x_j - y_j||^2 + R_eps(x) for the measurements y of ``physics`` (at least
-    two contrasts: the blocks of the joint problem)."""
-    physics.check(measurements, SOLVER_DTYPES)
+    two contrasts: the blocks of the joint problem). The callers (the models, the TV solver) have checked y
+    against the physics (:meth:`MRIPhysics.check`)."""
     if measurements.shape[1] < 2:
         raise ValueError(f"joint reconstruction needs at least 2 contrasts, got {measurements.shape[1]}")
     return Objective(data_terms(physics.to(measurements.device, measurements.dtype), measurements), regularizer)

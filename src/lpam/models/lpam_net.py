@@ -142,6 +142,8 @@ class LPAMNet(nn.Module):
     """x_hat = LPAM-net(y, A): complex images (B, C, H, W) from the measurements y and their physics A
     (:class:`~lpam.physics.mri.MRIPhysics`: single-coil k-space (B, C, H, W), or multi-coil (B, C, Nc, H, W))."""
 
+    phase_parameters = ("alpha", "tau", "abar")  # one row per phase
+
     def __init__(self, config: LPAMNetConfig | None = None, constants: Constants | None = None) -> None:
         super().__init__()
         self.config = config or LPAMNetConfig()

@@ -99,6 +99,8 @@ class ResidualUNet(nn.Module):
             features = block(torch.cat([skips.pop(), upsample(features)], dim=1))
         return self.output(features)[..., :height, :width]
 
+    phase_parameters: tuple[str, ...] = ()  # no phases
+
     def step_size_parameters(self) -> list[nn.Parameter]:
         """No step sizes: every parameter trains at the network learning rate."""
         return []

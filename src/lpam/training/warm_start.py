@@ -1,4 +1,5 @@
-"""Warm start: initialise a model from a checkpoint trained on other contrasts (``train.init_from``).
+"""Warm start: initialise a model from a checkpoint trained on other contrasts or with another number of
+phases (``train.init_from``).
 
 Tensors of the same shape are copied. A tensor that differs in exactly one axis whose sizes are the two
 numbers of contrasts is mapped along that axis by contrast name: a contrast the checkpoint knows takes its
@@ -7,6 +8,10 @@ the known step sizes (phases, C). So a 2-contrast network starts a 3-contrast on
 it computed on T1 and T2, while the new contrast starts unregularised and its filters are learned
 (docs/method.md section 3: N blocks go the same way). Starting the new filters at the mean of the known ones
 instead cost 2.3 dB (T1) and 3.5 dB (T2) on the validation slab after 47 fine-tuning steps.
+
+A model's per-phase parameters (``phase_parameters``, rows = phases) may have more rows than the checkpoint's:
+the rows past its K repeat its last phase, as a network run past its trained K does (docs/method.md section
+4), so a K-phase network starts a longer one computing exactly what it computed when run for that many phases.
 """
 from __future__ import annotations
 
@@ -49,6 +54,8 @@ def warm_start(model: nn.Module, path: str | Path, contrasts: Sequence[str]) -> 
         if source is None:
             kept.append(name)
             continue
+        if name in model.phase_parameters and source.shape[0] < target.shape[0]:
+            source = torch.cat([source, source[-1:].expand(target.shape[0] - source.shape[0], *source.shape[1:])])
         if source.shape == target.shape:
             state[name] = source.clone()
             continue
