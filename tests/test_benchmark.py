@@ -75,12 +75,14 @@ def test_benchmark_end_to_end(tmp_path, monkeypatch):
                                        tv_iterations=3, progress=False)
     assert set(metrics["methods"]) == set(METHODS) - {"lpam-net-3c"}  # the T1, T2 methods
     for method, per_mask in metrics["methods"].items():
-        assert set(per_mask) == set(masks)
-        for mask in masks:
+        # the radial network's transfer row runs only where another network is the mask's default: none shipped yet
+        run_on = [] if method == "lpam-net-radial" else masks
+        assert set(per_mask) == set(run_on)
+        for mask in run_on:
             for contrast in ("T1", "T2"):
                 assert set(per_mask[mask][contrast]) == {"psnr", "ssim", "nmse", "rmse"}
                 assert np.isfinite(per_mask[mask][contrast]["psnr"]["mean"])
-        assert metrics["seconds_per_pair"][method][mask] >= 0
+            assert metrics["seconds_per_pair"][method][mask] >= 0
     assert metrics["evaluated_on"]["joint-tv"] == {"radial-0.20": "all", "cartesian-random-8x": "subset"}
     assert metrics["evaluated_on"]["lpam-net-convergent"]["radial-0.20"] == "all"
     assert metrics["off_mask"]["lpam-net"] == ["cartesian-random-8x"]

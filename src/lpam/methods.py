@@ -19,32 +19,42 @@ PRIMARY_MASK = "radial-0.20"
 
 @dataclass
 class LearnedMethod:
-    """A learned method: shipped weights, the inference mode and the contrasts it reconstructs."""
+    """A learned method: its shipped weights (None: the shipped model of ``family`` trained for each mask,
+    :mod:`lpam.models.shipped`), the inference mode and the contrasts it reconstructs."""
 
-    weights: str
+    weights: str | None
     mode: str = "plain"
     contrasts: tuple[str, ...] = ("T1", "T2")
+    family: str = "lpam-net"
 
 
 LEARNED: dict[str, LearnedMethod] = {
-    # the default weights, a convergent network (docs/method.md section 4b), in both modes
-    "lpam-net": LearnedMethod("lpam_net_joint_radial20.pt"),
-    "lpam-net-convergent": LearnedMethod("lpam_net_joint_radial20.pt", "convergent"),
+    # the default networks, convergent (docs/method.md section 4b), the one trained for each mask, in both modes
+    "lpam-net": LearnedMethod(None),
+    "lpam-net-convergent": LearnedMethod(None, "convergent"),
+    # the radial default on masks it was not trained for (transfer; run where another model is the default)
+    "lpam-net-radial": LearnedMethod("lpam_net_joint_radial20.pt"),
     # the earlier default, trained in plain mode with the free step rule: for comparison
     "lpam-net-plain-trained": LearnedMethod("lpam_net_joint_radial20_plain.pt"),
     "lpam-net-separate": LearnedMethod("lpam_net_separate_radial20.pt"),
-    "unet-joint": LearnedMethod("unet_joint_radial20.pt"),
-    "lpam-net-3c": LearnedMethod("lpam_net_joint3_radial20.pt", contrasts=("T1", "T2", "PD")),
+    "unet-joint": LearnedMethod(None, family="unet-joint"),
+    "lpam-net-3c": LearnedMethod(None, contrasts=("T1", "T2", "PD")),
 }
 CLASSICAL = ("zero-filled", "joint-tv", "separate-tv")
 METHODS = CLASSICAL + tuple(LEARNED)
 
 
-def shipped_weights(method: str) -> Path:
-    """The shipped checkpoint of the learned ``method`` (in :data:`lpam.checkpoint.WEIGHTS_DIR`)."""
+def shipped_weights(method: str, mask_label: str = PRIMARY_MASK) -> Path:
+    """The shipped checkpoint of the learned ``method`` for the benchmark mask ``mask_label`` (in
+    :data:`lpam.checkpoint.WEIGHTS_DIR`)."""
     from lpam import checkpoint  # torch and the models load only when weights are needed
+    from lpam.models.shipped import shipped_model_for
 
-    return checkpoint.WEIGHTS_DIR / LEARNED[method].weights
+    learned = LEARNED[method]
+    if learned.weights is not None:
+        return checkpoint.WEIGHTS_DIR / learned.weights
+    model, _ = shipped_model_for(BENCHMARK_MASKS[mask_label], learned.contrasts, family=learned.family)
+    return checkpoint.WEIGHTS_DIR / model.weights
 
 
 def methods_for(contrasts: Sequence[str]) -> tuple[str, ...]:

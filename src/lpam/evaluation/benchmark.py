@@ -30,12 +30,17 @@ from lpam.tv_tuning import tuned_settings
 from lpam.workflows import branch_counts, history_json
 
 
-def trained_mask_label(checkpoint: dict) -> str | None:
-    """The mask label a checkpoint was trained with (None if it does not say)."""
+DEFAULT, TRANSFER = "lpam-net", "lpam-net-radial"  # the mask's default network, the radial one on other masks
+
+
+def trained_mask_labels(checkpoint: dict) -> list[str]:
+    """The mask labels a checkpoint was trained with: its mask setting and those of its mask mix (none if it
+    does not say)."""
     mask = (checkpoint.get("train_config") or {}).get("data", {}).get("mask")
     if not mask:
-        return None
-    return MaskSpec(mask["kind"], mask.get("rate"), mask.get("acceleration"), mask.get("center_fraction")).label()
+        return []
+    return [MaskSpec(m["kind"], m.get("rate"), m.get("acceleration"), m.get("center_fraction")).label()
+            for m in [mask, *mask.get("mix", [])]]
 
 
 class LearnedModels:
@@ -43,19 +48,27 @@ class LearnedModels:
 
     def __init__(self, checkpoints: dict[tuple[str, str], str | Path] | None, device: str) -> None:
         self.checkpoints, self.device = checkpoints or {}, device
-        self.loaded: dict[Path, tuple[torch.nn.Module, str | None]] = {}
+        self.loaded: dict[Path, tuple[torch.nn.Module, list[str]]] = {}
         self.params: dict[str, int] = {m: 0 for m in CLASSICAL}
-        self.trained_on: dict[str, dict[str, str | None]] = {}
+        self.trained_on: dict[str, dict[str, list[str]]] = {}
+
+    def path_for(self, method: str, mask_label: str) -> Path:
+        """The checkpoint of ``method`` for ``mask_label``: a given one, else the shipped one for the mask."""
+        return Path(self.checkpoints.get((method, mask_label)) or shipped_weights(method, mask_label))
 
     def model_for(self, method: str, mask_label: str) -> torch.nn.Module:
-        path = Path(self.checkpoints.get((method, mask_label)) or shipped_weights(method))
+        path = self.path_for(method, mask_label)
         if path not in self.loaded:
             model, payload = load_model_with_checkpoint(path, map_location=self.device)
-            self.loaded[path] = (model, trained_mask_label(payload))
-        model, trained_mask = self.loaded[path]
+            self.loaded[path] = (model, trained_mask_labels(payload))
+        model, trained_masks = self.loaded[path]
         self.params[method] = count_parameters(model)
-        self.trained_on.setdefault(method, {})[mask_label] = trained_mask
+        self.trained_on.setdefault(method, {})[mask_label] = trained_masks
         return model
+
+    def redundant(self, method: str, mask_label: str) -> bool:
+        """The transfer row (``lpam-net-radial``) where it is the mask's default network anyway."""
+        return method == TRANSFER and self.path_for(method, mask_label) == self.path_for(DEFAULT, mask_label)
 
 
 def _checked_request(masks: Sequence[str], methods: Sequence[str] | None, contrasts: Sequence[str],
@@ -108,10 +121,12 @@ def _run_methods(dataset: EvaluationData, masks: Sequence[str], methods: Sequenc
         batch = evaluation_batch(dataset, sampling, positions)
         for method in methods:
             bar.set_postfix(mask=mask_label, method=method)
+            bar.update(1)
+            if models.redundant(method, mask_label):
+                continue
             reconstruct, history = _reconstructor(method, mask_label, models, tv_iterations)
             results[method][mask_label] = evaluate_method(reconstruct, batch, positions, dataset.contrasts, show)
             results[method][mask_label].history = history
-            bar.update(1)
     bar.close()
     return results, achieved
 
@@ -167,7 +182,7 @@ def _metrics(results: dict[str, dict[str, MethodResult]], dataset: EvaluationDat
         "evaluated_on": {m: {k: "all" if len(r.per_slice) == len(full) else "subset" for k, r in per.items()}
                          for m, per in results.items()},
         "trained_on": models.trained_on,
-        "off_mask": {m: [k for k, t in per.items() if t != k] for m, per in models.trained_on.items()},
+        "off_mask": {m: [k for k, t in per.items() if k not in t] for m, per in models.trained_on.items()},
         "convergent_branches": {k: branch_counts(r.history) for k, r in results.get("lpam-net-convergent", {}).items()},
         "machine": machine_description(),
     }
@@ -201,7 +216,8 @@ def _write_benchmark(out: Path, metrics: dict, results: dict[str, dict[str, Meth
         tmp.write_text(results_markdown(metrics, dataset.contrasts, notes))
     save_json(metrics, out / "metrics.json")
     for mask_label in masks:
-        shown = {m: results[m][mask_label].shown for m in methods if m != "lpam-net-convergent"}
+        shown = {m: results[m][mask_label].shown for m in methods
+                 if m != "lpam-net-convergent" and mask_label in results[m]}
         reconstruction_grid(dataset.images[show].abs().numpy(), shown, dataset.contrasts, out / f"grid_{mask_label}.png",
                             title=f"{dataset.source} slice {dataset.slice_ids[show]}, {mask_label}")
     psnr_curves(metrics["subset_methods"], metrics["masks"], dataset.contrasts, out / "psnr_vs_rate.png",

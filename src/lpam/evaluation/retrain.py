@@ -26,11 +26,11 @@ def retrain(out_dir: str | Path, masks: Sequence[str], methods: Sequence[str], s
     for method in methods:
         if method not in LEARNED:
             continue
-        weights = LEARNED[method].weights
         for mask_label in masks:
-            run_dir = Path(out_dir) / "runs" / f"{Path(weights).stem}-{mask_label}"
+            weights = shipped_weights(method, mask_label)
+            run_dir = Path(out_dir) / "runs" / f"{weights.stem}-{mask_label}"
             if (weights, mask_label) not in runs:
-                config = TrainConfig.from_dict(load_checkpoint(shipped_weights(method))["train_config"])
+                config = TrainConfig.from_dict(load_checkpoint(weights)["train_config"])
                 spec = BENCHMARK_MASKS[mask_label]
                 config.data.mask = MaskConfig(spec.kind, spec.rate, spec.acceleration, spec.center_fraction,
                                               pool=config.data.mask.pool)

@@ -27,6 +27,7 @@ class ShippedModel:
     kinds: tuple[str, ...]
     rates: tuple[float, ...]
     contrasts: tuple[str, ...] = ("T1", "T2")
+    family: str = "lpam-net"  # lpam-net, or unet-joint (the benchmark's learned baseline)
 
     def describe(self) -> str:
         rates = ", ".join(f"{1 / r:g}x" if self.kinds[0].startswith("cartesian") else f"{r:.0%}" for r in self.rates)
@@ -36,6 +37,7 @@ class ShippedModel:
 SHIPPED: tuple[ShippedModel, ...] = (
     ShippedModel("lpam_net_joint_radial20.pt", ("radial",), (0.2,)),
     ShippedModel("lpam_net_joint3_radial20.pt", ("radial",), (0.2,), ("T1", "T2", "PD")),
+    ShippedModel("unet_joint_radial20.pt", ("radial",), (0.2,), family="unet-joint"),
 )
 
 
@@ -45,18 +47,26 @@ def _cost(model: ShippedModel, mask: MaskSpec) -> float:
     return distance + (0.0 if mask.kind in model.kinds else KIND_MISMATCH)
 
 
-def default_model(mask: MaskSpec, contrasts: Sequence[str] = ("T1", "T2"),
-                  coils: int | None = None) -> tuple[Path, str, str | None]:
-    """(weights, what they were trained for, a warning or None) of the shipped model for ``mask``, ``contrasts``
-    and ``coils`` (None or 1: single-coil); a ValueError when no shipped model reconstructs ``contrasts``."""
-    candidates = [m for m in SHIPPED if m.contrasts == tuple(contrasts)]
+def shipped_model_for(mask: MaskSpec, contrasts: Sequence[str] = ("T1", "T2"),
+                      family: str = "lpam-net") -> tuple[ShippedModel, bool]:
+    """(the shipped model of ``family`` nearest the request, whether it was trained for it); a ValueError when no
+    shipped model of the family reconstructs ``contrasts``."""
+    candidates = [m for m in SHIPPED if m.contrasts == tuple(contrasts) and m.family == family]
     if not candidates:
-        offered = "; ".join(", ".join(m.contrasts) for m in SHIPPED)
+        offered = "; ".join(", ".join(m.contrasts) for m in SHIPPED if m.family == family)
         raise ValueError(f"no shipped model reconstructs {', '.join(contrasts)} (shipped: {offered}); train one "
                          "with `lpam train` and give --checkpoint")
     chosen = min(candidates, key=lambda m: _cost(m, mask))
+    return chosen, _cost(chosen, mask) <= EXACT
+
+
+def default_model(mask: MaskSpec, contrasts: Sequence[str] = ("T1", "T2"),
+                  coils: int | None = None) -> tuple[Path, str, str | None]:
+    """(weights, what they were trained for, a warning or None) of the shipped LPAM-net for ``mask``,
+    ``contrasts`` and ``coils`` (None or 1: single-coil)."""
+    chosen, trained = shipped_model_for(mask, contrasts)
     notes = []
-    if _cost(chosen, mask) > EXACT:
+    if not trained:
         notes.append(f"no shipped model was trained for {mask.label()}")
     if coils not in (None, 1):
         notes.append(f"no shipped model was trained on {coils}-coil k-space (the maps carry the coils)")
