@@ -99,8 +99,8 @@ def run_network(model: LPAMNet, kspace: torch.Tensor, physics: MRIPhysics, mode:
     scaled far from the training data is normalised for a network that does not normalise itself (with a
     warning) and the result scaled back (:func:`lpam.problem.normalised_kspace`). ``phases`` (default: the trained K) may exceed K."""
     kspace, scale = as_tensor(kspace, torch.complex64), torch.ones(())
-    physics.check(kspace)
     if not model.config.scale_equivariant:  # a scale-equivariant network normalises the data itself
+        physics.check(kspace)  # (the model checks its input; this is before the normalisation)
         kspace, scale, message = normalised_kspace(kspace, physics)
         if message is not None:
             warnings.warn(message, stacklevel=2)

@@ -48,13 +48,14 @@ def binary_mask_error(values: np.ndarray | torch.Tensor) -> str | None:
     return None
 
 
-def _check_shape(shape: Iterable[int]) -> tuple[int, int]:
+def checked_shape(shape: Iterable[int], what: str = "mask") -> tuple[int, int]:
+    """``shape`` as two positive integers (H, W), or a ValueError naming ``what`` has that shape."""
     try:
         height, width = (operator.index(size) for size in shape)
     except (TypeError, ValueError):
-        raise ValueError(f"mask shape must be two integer sizes (H, W), got {shape!r}") from None
+        raise ValueError(f"{what} shape must be two integer sizes (H, W), got {shape!r}") from None
     if height < 1 or width < 1:
-        raise ValueError(f"mask shape must be positive, got {(height, width)}")
+        raise ValueError(f"{what} shape must be positive, got {(height, width)}")
     return height, width
 
 
@@ -105,7 +106,7 @@ def radial_mask(
     to 8.5 px at 160x180 (scaled by min(H, W) / 160). About 27 spokes give 20% on 160x180.
     Raises ValueError when no count reaches ``rate`` within 0.01.
     """
-    shape, rate = _check_shape(shape), _check_rate(rate)
+    shape, rate = checked_shape(shape), _check_rate(rate)
     disc = _center_disc(shape, center_radius)
     rotation = np.random.default_rng(seed).uniform()
     masks: dict[int, np.ndarray] = {}
@@ -152,7 +153,7 @@ def cartesian_mask(
     acceleration a = acc (low - W) / (low acc - W), seeded offset o in [0, round(a)), so that about W / acc
     columns are sampled. center_fraction defaults to 0.32 / acc (0.08 at 4x, 0.04 at 8x).
     """
-    height, width = _check_shape(shape)
+    height, width = checked_shape(shape)
     if kind not in ("random", "equispaced"):
         raise ValueError(f"unknown cartesian kind {kind!r}; choose 'random' or 'equispaced'")
     if not isinstance(acceleration, numbers.Real) or not acceleration > 1:
@@ -193,7 +194,7 @@ def variable_density_mask(
     """
     if kind not in ("random", "poisson"):
         raise ValueError(f"unknown variable-density kind {kind!r}; choose 'random' or 'poisson'")
-    shape, rate = _check_shape(shape), _check_rate(rate)
+    shape, rate = checked_shape(shape), _check_rate(rate)
     centre = _center_disc(shape, None)
     if centre.mean() > rate + RATE_TOLERANCE:
         raise ValueError(f"rate {rate} is below the fully sampled centre ({centre.mean():.4f}) of shape {shape}")
