@@ -182,7 +182,7 @@ def fixed_masks(masks: torch.Tensor) -> MaskDraw:
 
 
 def evaluation_samples(transform: DataTransform, indices: list[int]) -> tuple[torch.Tensor, MRIPhysics, torch.Tensor]:
-    """(y, physics, target) of the samples at ``indices``: the transform with fixed masks and augmentation off
-    draws nothing random, so the generator is a placeholder."""
+    """(y, physics, target) of the samples at ``indices``: with fixed masks and augmentation off nothing random
+    reaches the samples (the noise seed drawn is unused at noise level 0), so one fixed generator serves."""
     rng = np.random.default_rng(0)
     return collate([transform(index, rng) for index in indices])
