@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from lpam import checkpoint as checkpoint_module
 from lpam import evaluation
 from lpam.evaluation.report import results_markdown
 from lpam.evaluation.scoring import zero_filled
 from lpam.methods import METHODS
+from lpam.models import shipped as shipped_module
 from lpam.checkpoint import load_model, save_checkpoint
 from lpam.cli import main
 from lpam.data.embedded import load_split, simulate_kspace
@@ -69,7 +69,7 @@ def tiny_checkpoints(folder):
 
 
 def test_benchmark_end_to_end(tmp_path, monkeypatch):
-    monkeypatch.setattr(checkpoint_module, "WEIGHTS_DIR", tiny_checkpoints(tmp_path / "weights"))
+    monkeypatch.setattr(shipped_module, "WEIGHTS_DIR", tiny_checkpoints(tmp_path / "weights"))
     masks = ["radial-0.20", "cartesian-random-8x"]
     metrics = evaluation.run_benchmark(tmp_path / "bench", masks, slices=slice(0, 4), subset_every=2,
                                        tv_iterations=3, progress=False)
@@ -95,7 +95,7 @@ def test_benchmark_end_to_end(tmp_path, monkeypatch):
 
 
 def test_three_contrast_benchmark(tmp_path, monkeypatch):
-    monkeypatch.setattr(checkpoint_module, "WEIGHTS_DIR", tiny_checkpoints(tmp_path / "weights"))
+    monkeypatch.setattr(shipped_module, "WEIGHTS_DIR", tiny_checkpoints(tmp_path / "weights"))
     metrics = evaluation.run_benchmark(tmp_path / "bench3", ["radial-0.20"], slices=slice(0, 2), tv_iterations=3,
                                        progress=False, contrasts=("T1", "T2", "PD"))
     assert set(metrics["methods"]) == {"zero-filled", "joint-tv", "separate-tv", "lpam-net-3c"}
@@ -119,7 +119,7 @@ def test_results_markdown_bolds_the_best_value():
 
 
 def test_retrain_trains_one_model_per_mask_and_resumes(tmp_path, monkeypatch):
-    monkeypatch.setattr(checkpoint_module, "WEIGHTS_DIR", tiny_checkpoints(tmp_path / "weights"))
+    monkeypatch.setattr(shipped_module, "WEIGHTS_DIR", tiny_checkpoints(tmp_path / "weights"))
     masks = ["radial-0.10", "cartesian-random-4x"]
     trained = evaluation.retrain(tmp_path / "bench", masks, ["lpam-net", "lpam-net-convergent", "unet-joint"],
                                  progress=False)
@@ -203,7 +203,7 @@ def test_benchmark_on_prepared_measured_data_and_image_files(tmp_path, capsys):
 
 
 def test_retrain_on_a_prepared_dataset(tmp_path, monkeypatch):
-    monkeypatch.setattr(checkpoint_module, "WEIGHTS_DIR", tiny_checkpoints(tmp_path / "weights"))
+    monkeypatch.setattr(shipped_module, "WEIGHTS_DIR", tiny_checkpoints(tmp_path / "weights"))
     measured_prepared(tmp_path / "prepared.npz")
     trained = evaluation.retrain(tmp_path / "bench", ["radial-0.20"], ["unet-joint"], progress=False,
                                  data=str(tmp_path / "prepared.npz"))

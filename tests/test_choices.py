@@ -79,3 +79,21 @@ def test_mask_mix_trains_and_validates_every_setting():
     assert config.to_dict()["data"]["mask"]["mix"][0]["acceleration"] == 8
     with pytest.raises(ValueError, match="data.mask.mix"):
         TrainConfig.from_dict({"data": {"mask": {"mix": [{"kind": "radial", "speed": 3}]}}})
+
+
+def test_reconstruct_chooses_the_model_for_the_mask_its_kspace_was_sampled_with(tmp_path):
+    """Measured k-space brings its own mask: the default model is chosen for it, not for the --mask default."""
+    import numpy as np
+
+    from lpam.data.embedded import load_split, simulate_kspace
+    from lpam.user_data import reconstruct_files
+
+    images = load_split("test", slices=[0]).images[..., 60:92, 70:106]
+    lines = MaskSpec("cartesian-random", None, 4.0, 0.08).build((32, 36))
+    kspace = simulate_kspace(images, lines).numpy()
+    for j, contrast in enumerate(("T1", "T2")):
+        np.save(tmp_path / f"{contrast}.npy", kspace[:, j])
+    with pytest.warns(UserWarning, match="no shipped model was trained for cartesian-random"):
+        _, model = reconstruct_files([tmp_path / "T1.npy", tmp_path / "T2.npy"], tmp_path / "out",
+                                     input_type="kspace", mask=MaskSpec(), progress=False)
+    assert model.startswith("lpam_net_joint_radial20.pt")

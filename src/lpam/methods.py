@@ -46,15 +46,14 @@ METHODS = CLASSICAL + tuple(LEARNED)
 
 def shipped_weights(method: str, mask_label: str = PRIMARY_MASK) -> Path:
     """The shipped checkpoint of the learned ``method`` for the benchmark mask ``mask_label`` (in
-    :data:`lpam.checkpoint.WEIGHTS_DIR`)."""
-    from lpam import checkpoint  # torch and the models load only when weights are needed
-    from lpam.models.shipped import shipped_model_for
+    :data:`lpam.models.shipped.WEIGHTS_DIR`, where :func:`lpam.models.shipped.default_model` looks too)."""
+    from lpam.models import shipped
 
     learned = LEARNED[method]
     if learned.weights is not None:
-        return checkpoint.WEIGHTS_DIR / learned.weights
-    model, _ = shipped_model_for(BENCHMARK_MASKS[mask_label], learned.contrasts, family=learned.family)
-    return checkpoint.WEIGHTS_DIR / model.weights
+        return shipped.WEIGHTS_DIR / learned.weights
+    model, _ = shipped.shipped_model_for(BENCHMARK_MASKS[mask_label], learned.contrasts, family=learned.family)
+    return shipped.WEIGHTS_DIR / model.weights
 
 
 def methods_for(contrasts: Sequence[str]) -> tuple[str, ...]:

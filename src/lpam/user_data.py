@@ -143,7 +143,8 @@ def reconstruct_files(
         raise ValueError(f"{len(paths)} input files but {len(contrasts)} contrast names")
     arrays = _read_inputs(paths, input_type, slice_axis)
     sampling = _sampling(arrays, input_type, mask_file, mask)
-    checkpoint, described = resolve_checkpoint(checkpoint, infer_mask_spec(sampling) if mask is None else mask,
+    built = mask_file is None and input_type == "image"  # else the mask came from a file or the k-space
+    checkpoint, described = resolve_checkpoint(checkpoint, (mask or MaskSpec()) if built else infer_mask_spec(sampling),
                                                contrasts)
     model = load_model(checkpoint, map_location=device)
     if len(paths) != model.config.contrasts:

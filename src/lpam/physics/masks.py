@@ -59,6 +59,12 @@ def checked_shape(shape: Iterable[int], what: str = "mask") -> tuple[int, int]:
     return height, width
 
 
+def _check_acceleration(acceleration: float | None) -> float:
+    if not isinstance(acceleration, numbers.Real) or not acceleration > 1:
+        raise ValueError(f"acceleration must be > 1, got {acceleration}")
+    return float(acceleration)
+
+
 def _check_rate(rate: float | None) -> float:
     if not isinstance(rate, numbers.Real) or not 0 < rate <= 1:
         raise ValueError(f"sampling rate must lie in (0, 1], got {rate}")
@@ -156,8 +162,7 @@ def cartesian_mask(
     height, width = checked_shape(shape)
     if kind not in ("random", "equispaced"):
         raise ValueError(f"unknown cartesian kind {kind!r}; choose 'random' or 'equispaced'")
-    if not isinstance(acceleration, numbers.Real) or not acceleration > 1:
-        raise ValueError(f"acceleration must be > 1, got {acceleration}")
+    acceleration = _check_acceleration(acceleration)
     if center_fraction is None:
         center_fraction = CENTER_FRACTION_ACCELERATION / acceleration
     if not isinstance(center_fraction, numbers.Real) or not 0 < center_fraction < 1:
@@ -341,9 +346,7 @@ class MaskSpec:
     def nominal_rate(self) -> float:
         """The sampling rate the request aims at: its rate, or 1 / acceleration (checked as the mask makers do)."""
         if self.acceleration is not None:
-            if not isinstance(self.acceleration, numbers.Real) or not self.acceleration > 1:
-                raise ValueError(f"acceleration must be > 1, got {self.acceleration}")
-            return 1.0 / self.acceleration
+            return 1.0 / _check_acceleration(self.acceleration)
         return _check_rate(self.rate)
 
     def label(self) -> str:
