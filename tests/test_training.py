@@ -11,7 +11,7 @@ from lpam.checkpoint import load_checkpoint, load_model
 from lpam.physics.coils import simulate_coil_maps
 from lpam.data.sources import EvaluationData
 from lpam.training import run_files, samples, trainer
-from lpam.training.config import TrainConfig
+from lpam.training.config import LR_FLOOR, TrainConfig, lr_factor
 
 TINY = {
     "model": {"phases": 2, "features": 8},
@@ -80,8 +80,9 @@ def test_make_batch_with_coils_simulates_coil_kspace():
     torch.testing.assert_close(combined, images[[1, 3]].to(torch.complex64), atol=1e-5, rtol=1e-5)
 
 
-def test_resume_continues_exactly(tmp_path, monkeypatch):
-    reference = trainer.train(tiny_config(), tmp_path / "reference", quiet=True)
+@pytest.mark.parametrize("lr_decay", ["constant", "cosine"])
+def test_resume_continues_exactly(tmp_path, monkeypatch, lr_decay):
+    reference = trainer.train(tiny_config(lr_decay=lr_decay), tmp_path / "reference", quiet=True)
     original_loss, calls = trainer.training_loss, {"n": 0}
 
     def killed_after_three_steps(*args, **kwargs):
@@ -92,14 +93,28 @@ def test_resume_continues_exactly(tmp_path, monkeypatch):
 
     monkeypatch.setattr(trainer, "training_loss", killed_after_three_steps)
     with pytest.raises(KeyboardInterrupt):
-        trainer.train(tiny_config(), tmp_path / "killed", quiet=True)
+        trainer.train(tiny_config(lr_decay=lr_decay), tmp_path / "killed", quiet=True)
     assert load_checkpoint(tmp_path / "killed" / "last.pt")["position"]["global_step"] == 3
     monkeypatch.setattr(trainer, "training_loss", original_loss)
-    resumed = trainer.train(tiny_config(), tmp_path / "killed", resume=True, quiet=True)
+    resumed = trainer.train(tiny_config(lr_decay=lr_decay), tmp_path / "killed", resume=True, quiet=True)
     expected, got = load_checkpoint(reference)["model"], load_checkpoint(resumed)["model"]
     for key in expected:
         torch.testing.assert_close(got[key], expected[key], rtol=0, atol=0)
     assert (tmp_path / "killed" / "train.csv").read_text().count("\n") == 1 + 4
+
+
+def test_cosine_decay_runs_from_the_initial_rates_down_to_the_floor(tmp_path):
+    factors = [lr_factor("cosine", step, 10) for step in range(11)]
+    assert factors[0] == 1.0 and factors[-1] == pytest.approx(LR_FLOOR)
+    assert all(a > b for a, b in zip(factors, factors[1:]))
+    assert {lr_factor("constant", step, 10) for step in range(11)} == {1.0}
+    run = trainer.Trainer(tiny_config(lr_decay="cosine"), tmp_path / "run", quiet=True)
+    run.run()
+    last_factor = lr_factor("cosine", run.total_steps - 1, run.total_steps)
+    rates = [group["lr"] for group in run.optimizer.param_groups]
+    assert rates == pytest.approx([1e-3 * last_factor, 1e-4 * last_factor])
+    with pytest.raises(ValueError, match="lr_decay"):
+        tiny_config(lr_decay="linear")
 
 
 def test_resume_may_extend_the_schedule(tmp_path):

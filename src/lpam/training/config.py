@@ -2,6 +2,7 @@
 errors (a typo must not silently train something else)."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,17 @@ from lpam.physics.masks import MaskSpec
 from lpam.data.augment import AugmentConfig
 
 COIL_MAPS = ("simulated", "measured")
+LR_DECAYS = ("constant", "cosine")
+LR_FLOOR = 0.05  # cosine decay ends at this fraction of the initial rates
+
+
+def lr_factor(decay: str, step: int, total_steps: int) -> float:
+    """The factor on both learning rates at optimisation step ``step`` (0-based) of ``total_steps``:
+    1 for "constant"; f + (1 - f) (1 + cos(pi step / total_steps)) / 2 with f = LR_FLOOR for "cosine"."""
+    if decay == "constant":
+        return 1.0
+    progress = min(step / max(total_steps, 1), 1.0)
+    return LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 @dataclass
@@ -73,6 +85,8 @@ class TrainSettings:
     batch_size: int = 1
     lr: float = 1e-4
     lr_steps: float = 1e-4
+    # "constant", or "cosine": both rates follow lr_factor (a half cosine over the schedule's steps)
+    lr_decay: str = "constant"
     ssim_weight: float = 0.1
     descent_weight: float = 0.0  # LPAM-net: weight of the learned steps' descent violation in the loss
     seed: int = 0
@@ -155,6 +169,8 @@ class TrainConfig:
         for name in ("lr", "lr_steps"):
             if not getattr(self.train, name) > 0:
                 raise ValueError(f"train.{name} must be positive")
+        if self.train.lr_decay not in LR_DECAYS:
+            raise ValueError(f"unknown train.lr_decay {self.train.lr_decay!r}; choose one of {', '.join(LR_DECAYS)}")
         if self.train.init_alpha is not None and not (self.train.init_alpha > 0 and hasattr(self.model, "alpha_init")):
             raise ValueError(f"train.init_alpha must be a positive step size of LPAM-net, got {self.train.init_alpha}")
         if not self.train.descent_weight >= 0:

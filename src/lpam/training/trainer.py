@@ -4,7 +4,7 @@ checkpoints and exact resume (docs/method.md section 4).
 Loss per contrast: MSE(|x_hat|, x) + ssim_weight * (1 - SSIM(|x_hat|, x)); the training SSIM is
 torchmetrics' (7x7 uniform window, differentiable); reported SSIM is scikit-image's (lpam.metrics).
 Adam with two learning rates: ``lr`` for the CNN(s), ``lr_steps`` for the models' step-size parameters
-(LPAM-net's alpha, tau or lam, abar and eps0). Every random choice of a sample comes from a generator seeded by
+(LPAM-net's alpha, tau or lam, abar and eps0), constant or decaying together (``train.lr_decay``). Every random choice of a sample comes from a generator seeded by
 (seed, stage, epoch, index), so a resumed run continues exactly where it stopped.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ from lpam.device import peak_memory_mib
 from lpam.io import atomic_path
 from lpam.metrics import evaluate_contrasts
 from lpam.models.registry import build_model
-from lpam.training.config import Stage, TrainConfig
+from lpam.training.config import Stage, TrainConfig, lr_factor
 from lpam.training.distributed import barrier, join_process_group, leave_process_group, mean_over_processes
 from lpam.training.run_files import Position, append_csv, config_text, resumed_position, truncate_csv
 from lpam.training.samples import Batch, config_transform, make_batch, pool_draw, validation_data
@@ -89,6 +89,7 @@ class Trainer:
         self.last_path, self.best_path = self.run_dir / "last.pt", self.run_dir / "best.pt"
         self.model = seeded_model(config).to(self.device)
         self.optimizer = build_optimizer(self.model, config)
+        self.initial_rates = [group["lr"] for group in self.optimizer.param_groups]
         self.position, self.best_score = Position(), -math.inf
         self._start(resume)
         barrier(self.group)  # every process has checked the run directory before rank 0 writes to it
@@ -147,8 +148,8 @@ class Trainer:
         self.per_epoch = len(range(0, len(self.sampler), self.local_batch))
         if config.train.steps_per_epoch is not None:
             self.per_epoch = min(self.per_epoch, config.train.steps_per_epoch)
-        total_steps = self.per_epoch * sum(stage.epochs for stage in config.train.schedule)
-        self.bar = tqdm(total=total_steps, initial=self.position.global_step, desc="train",
+        self.total_steps = self.per_epoch * sum(stage.epochs for stage in config.train.schedule)
+        self.bar = tqdm(total=self.total_steps, initial=self.position.global_step, desc="train",
                         disable=self.quiet or not group.is_main, dynamic_ncols=True)
 
     def save(self, path: Path) -> None:
@@ -194,6 +195,9 @@ class Trainer:
                                      "learning rate")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        factor = lr_factor(config.train.lr_decay, position.global_step, self.total_steps)
+        for group, rate in zip(self.optimizer.param_groups, self.initial_rates):
+            group["lr"] = rate * factor
         self.optimizer.step()
         position.sample, position.global_step = batch + 1, position.global_step + 1
         if self.group.is_main:
