@@ -12,6 +12,7 @@ from lpam.physics.fourier import MaskedFourier
 from lpam.physics.mri import MRIPhysics
 from lpam.physics.nufft import RadialNUFFT, radial_trajectory
 from lpam.physics.operator import simulate_measurements
+from lpam.physics.radial import RadialMRIPhysics
 from lpam.regularizers.tv import BOUNDARIES, FiniteDifferences
 
 SHAPE = (12, 15)
@@ -45,7 +46,12 @@ OPERATORS = {
     "radial NUFFT": (lambda d: RadialNUFFT(radial_trajectory(16, 32, "golden"), SHAPE), (2, *SHAPE)),
     "radial NUFFT, coils": (lambda d: RadialNUFFT(radial_trajectory(16, 32, "uniform"), SHAPE,
                                                   random_complex(3, *SHAPE)), (2, *SHAPE)),
+    "radial MRI physics, 2 contrasts": (lambda d: RadialMRIPhysics(radial_trajectory(16, 32), SHAPE, 2), (2, 2, *SHAPE)),
+    "radial MRI physics, trajectory and coils per contrast": (
+        lambda d: RadialMRIPhysics(torch.stack([radial_trajectory(16, 32), radial_trajectory(16, 32, "uniform")]),
+                                   SHAPE, 2, random_complex(2, 2, 3, *SHAPE)), (2, 2, *SHAPE)),
 }
+RADIAL_PHYSICS = [name for name in OPERATORS if name.startswith("radial MRI physics")]
 
 
 def build(name, device="cpu"):
@@ -66,6 +72,16 @@ def test_adjointness(name, device):
     reference = operator.adjoint(operator.forward(x))
     error = torch.linalg.vector_norm(operator.normal(x) - reference)
     assert error <= NORMAL_TOLERANCE * torch.linalg.vector_norm(reference)
+
+
+@pytest.mark.parametrize("name", RADIAL_PHYSICS)
+def test_radial_physics_adjointness_in_float32(name):
+    """<A x, y> = <x, A^H y> to 1e-4 in complex64 (the float64 case is test_adjointness)."""
+    operator, x, y = build(name)
+    x, y = x.to(torch.complex64), y.to(torch.complex64)
+    lhs = torch.vdot(operator(x).flatten(), y.flatten())
+    rhs = torch.vdot(x.flatten(), operator.adjoint(y).flatten())
+    assert abs(lhs - rhs) <= 1e-4 * abs(lhs)
 
 
 @pytest.mark.parametrize("name", OPERATORS)

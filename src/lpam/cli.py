@@ -17,6 +17,7 @@ TV_RHO = 0.5  # backtracking factor rho of `lpam solve`, as TVSettings' constant
 
 MASK_OPTIONS = {"mask_kind": "--mask", "rate": "--rate", "acceleration": "--acceleration",
                 "center_fraction": "--center-fraction", "mask_seed": "--mask-seed"}
+TRAJECTORY_OPTIONS = {"spokes": "--spokes", "readout": "--readout"}
 
 
 def mask_spec(args: argparse.Namespace):
@@ -34,6 +35,30 @@ def mask_spec(args: argparse.Namespace):
         rate = DEFAULT_RATE
     seed = 0 if args.mask_seed is None else args.mask_seed
     return MaskSpec(kind, rate, args.acceleration, args.center_fraction, seed)
+
+
+def sampling_spec(args: argparse.Namespace):
+    """The TrajectorySpec of --trajectory, --spokes, --readout, else :func:`mask_spec`; a trajectory excludes
+    the mask options and mask files, and --spokes / --readout need --trajectory (conflict errors)."""
+    from lpam.physics.radial import TrajectorySpec
+
+    if getattr(args, "trajectory", None) is None:
+        given = [option for key, option in TRAJECTORY_OPTIONS.items() if getattr(args, key, None) is not None]
+        if given:
+            raise ValueError(f"{' and '.join(given)} need --trajectory (radial-golden or radial-uniform)")
+        if getattr(args, "trajectory_file", None) is None:
+            return mask_spec(args)
+        given = [option for key, option in {**MASK_OPTIONS, "mask_file": "--mask-file"}.items()
+                 if getattr(args, key, None) is not None]
+        if given:
+            raise ValueError(f"--trajectory-file and {', '.join(given)} conflict: give a trajectory or a mask")
+        return None
+    conflicting = {**MASK_OPTIONS, "mask_file": "--mask-file", "trajectory_file": "--trajectory-file"}
+    given = [option for key, option in conflicting.items() if getattr(args, key, None) is not None]
+    if given:
+        raise ValueError(f"--trajectory and {', '.join(given)} conflict: give a trajectory or a mask")
+    spokes = TrajectorySpec.spokes if args.spokes is None else args.spokes
+    return TrajectorySpec(args.trajectory, spokes, args.readout)
 
 
 def command_mask(args: argparse.Namespace) -> None:
@@ -55,7 +80,7 @@ def command_solve(args: argparse.Namespace) -> None:
     from lpam.workflows import REGULARIZERS, format_table, solve_embedded
 
     constants = Constants(a=args.a, c=args.c, sigma=args.sigma, rho=TV_RHO)
-    spec = mask_spec(args)
+    spec = sampling_spec(args)
     settings = tuned_settings(spec, REGULARIZERS[args.regularizer], args.lam, args.eps0, iterations=args.iterations,
                               safeguard=not args.no_safeguard, eps_decay=not args.no_eps_decay, constants=constants,
                               boundary=args.tv_boundary)
@@ -99,8 +124,9 @@ def command_reconstruct(args: argparse.Namespace) -> None:
 
     written, model = reconstruct_files(
         inputs=args.inputs, contrasts=args.contrasts, out_dir=args.out, input_type=args.input_type,
-        mask_file=args.mask_file, mask=mask_spec(args), checkpoint=args.checkpoint, mode=args.mode, phases=args.phases,
-        progress=not args.quiet, device=args.device, slice_axis=args.slice_axis,
+        mask_file=args.mask_file, mask=sampling_spec(args), checkpoint=args.checkpoint, mode=args.mode,
+        phases=args.phases, progress=not args.quiet, device=args.device, slice_axis=args.slice_axis,
+        estimate_maps=args.estimate_maps, trajectory_file=args.trajectory_file, image_size=args.image_size,
     )
     print(f"model: {model}")
     print("wrote " + ", ".join(str(p) for p in written))
@@ -111,7 +137,7 @@ def command_evaluate(args: argparse.Namespace) -> None:
     from lpam.workflows import format_table
 
     metrics = evaluate_checkpoint(args.checkpoint, args.out, args.data, args.split, parse_slices(args.slices),
-                                  mask_spec(args), args.mode, args.name, args.device, progress=not args.quiet,
+                                  sampling_spec(args), args.mode, args.name, args.device, progress=not args.quiet,
                                   mask_file=args.mask_file, coils=args.coils, estimate_maps=args.estimate_maps,
                                   contrasts=args.contrasts, phases=args.phases)
     print(f"model: {metrics['checkpoint']}")

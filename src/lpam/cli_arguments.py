@@ -42,6 +42,18 @@ def add_mask_options(parser: argparse.ArgumentParser, kind: str = "radial") -> N
     parser.set_defaults(default_mask_kind=kind)
 
 
+def add_trajectory_options(parser: argparse.ArgumentParser) -> None:
+    """--trajectory, --spokes, --readout: measure on a radial trajectory (the NUFFT) instead of a mask
+    (lpam.cli.sampling_spec reads them)."""
+    from lpam.physics.radial import TRAJECTORY_KINDS
+
+    parser.add_argument("--trajectory", default=None, choices=TRAJECTORY_KINDS,
+                        help="non-Cartesian k-space: radial spokes at golden-angle or uniform angles (radial NUFFT)")
+    parser.add_argument("--spokes", type=int, default=None, help="spokes of --trajectory (default 64)")
+    parser.add_argument("--readout", type=int, default=None,
+                        help="samples per spoke (default 2 max(H, W): 2x readout oversampling)")
+
+
 def add_phases_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--phases", type=positive_int, default=None,
                         help="LPAM-net phases (default: the trained K); more than K repeats the last phase's steps")
@@ -100,6 +112,7 @@ def mask_arguments(parser: argparse.ArgumentParser) -> None:
 def solve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--regularizer", default="joint-tv", choices=["joint-tv", "separate-tv"])
     add_mask_options(parser)
+    add_trajectory_options(parser)
     parser.add_argument("--split", default="test")
     parser.add_argument("--slices", default="0:4", help="'start:stop' or comma-separated positions in the split")
     parser.add_argument("--contrasts", nargs="+", default=list(DEFAULT_CONTRASTS),
@@ -149,6 +162,7 @@ def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     add_mask_options(parser)
     parser.add_argument("--mask-file", default=None,
                         help="mask file (.npy .npz .mat, or a prepared dataset holding a mask) instead of --mask")
+    add_trajectory_options(parser)
     add_mode_option(parser)
     add_phases_option(parser)
     parser.add_argument("--coils", type=int, default=None,
@@ -165,11 +179,13 @@ def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def benchmark_arguments(parser: argparse.ArgumentParser) -> None:
-    from lpam.methods import BENCHMARK_MASKS, METHODS
+    from lpam.methods import BENCHMARK_MASKS, BENCHMARK_SAMPLINGS, METHODS
 
     add_out_option(parser)
     add_data_options(parser)
-    parser.add_argument("--masks", nargs="+", default=list(BENCHMARK_MASKS), choices=list(BENCHMARK_MASKS))
+    parser.add_argument("--masks", nargs="+", default=list(BENCHMARK_MASKS), choices=list(BENCHMARK_SAMPLINGS),
+                        help="masks and trajectories (radial-golden-64, radial-uniform-64: the radial NUFFT); "
+                             "default: every mask")
     parser.add_argument("--methods", nargs="+", default=None, choices=list(METHODS),
                         help="default: every method for --contrasts (classical ones and models trained on them)")
     parser.add_argument("--contrasts", nargs="+", default=list(DEFAULT_CONTRASTS),
@@ -211,12 +227,23 @@ def prepare_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def reconstruct_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", help="one file per contrast (.npy .npz .mat .nii .nii.gz)")
+    from lpam.physics.coils import MAP_METHODS
+
+    parser.add_argument("inputs", nargs="+", help="one file per contrast (.npy .npz .mat .nii .nii.gz, ISMRMRD .h5)")
     parser.add_argument("--contrasts", nargs="+", default=None, help="names of the contrasts (default T1 T2)")
-    parser.add_argument("--input-type", choices=["image", "kspace"], default="image",
-                        help="images to undersample, or measured centred k-space")
+    parser.add_argument("--input-type", choices=["image", "kspace", "ismrmrd"], default="image",
+                        help="images to undersample, measured centred k-space (4-D: multi-coil), or ISMRMRD raw "
+                             "data (.h5, one file per contrast)")
+    parser.add_argument("--estimate-maps", default="lowres", choices=MAP_METHODS,
+                        help="multi-coil k-space: how coil maps are estimated from the calibration region")
     parser.add_argument("--mask-file", default=None, help="mask file (.npy .npz .mat); default: make one")
     add_mask_options(parser)
+    add_trajectory_options(parser)
+    parser.add_argument("--trajectory-file", default=None,
+                        help=".npy of k-space coordinates (2, K) or (K, 2) in radians per pixel, [-pi, pi]: the "
+                             "trajectory of --input-type kspace samples (K,) or (Nc, K) per contrast")
+    parser.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                        help="image grid of k-space on a trajectory (--input-type kspace)")
     add_checkpoint_option(parser)
     add_mode_option(parser)
     add_phases_option(parser)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 from lpam.physics.masks import MaskSpec
+from lpam.physics.radial import TrajectorySpec
 
 BENCHMARK_MASKS: dict[str, MaskSpec] = {
     spec.label(): spec
@@ -14,6 +15,11 @@ BENCHMARK_MASKS: dict[str, MaskSpec] = {
     + [MaskSpec(f"cartesian-{kind}", None, acceleration, 0.32 / acceleration)  # fastMRI's centre fractions
        for kind in ("random", "equispaced") for acceleration in (4.0, 8.0)]
 }
+# the trajectories `lpam benchmark --masks radial-golden-64 ...` takes (not run by default): the radial NUFFT
+BENCHMARK_TRAJECTORIES: dict[str, TrajectorySpec] = {
+    spec.label(): spec for spec in (TrajectorySpec("radial-golden", 64), TrajectorySpec("radial-uniform", 64))
+}
+BENCHMARK_SAMPLINGS: dict[str, MaskSpec | TrajectorySpec] = {**BENCHMARK_MASKS, **BENCHMARK_TRAJECTORIES}
 PRIMARY_MASK = "radial-0.20"
 
 
@@ -45,14 +51,14 @@ METHODS = CLASSICAL + tuple(LEARNED)
 
 
 def shipped_weights(method: str, mask_label: str = PRIMARY_MASK) -> Path:
-    """The shipped checkpoint of the learned ``method`` for the benchmark mask ``mask_label`` (in
+    """The shipped checkpoint of the learned ``method`` for the benchmark mask (or trajectory) ``mask_label`` (in
     :data:`lpam.models.shipped.WEIGHTS_DIR`, where :func:`lpam.models.shipped.default_model` looks too)."""
     from lpam.models import shipped
 
     learned = LEARNED[method]
     if learned.weights is not None:
         return shipped.WEIGHTS_DIR / learned.weights
-    model, _ = shipped.shipped_model_for(BENCHMARK_MASKS[mask_label], learned.contrasts, family=learned.family)
+    model, _ = shipped.shipped_model_for(BENCHMARK_SAMPLINGS[mask_label], learned.contrasts, family=learned.family)
     return shipped.WEIGHTS_DIR / model.weights
 
 

@@ -7,7 +7,7 @@ import torch
 from tqdm import tqdm
 
 from lpam.algorithm.lpam import Constants, History, StepSizes, solve
-from lpam.physics.mri import SOLVER_DTYPES, MRIPhysics
+from lpam.physics.mri import SOLVER_DTYPES, ContrastPhysics
 from lpam.problem import mri_objective
 from lpam.regularizers.tv import total_variation
 
@@ -41,9 +41,9 @@ class TVSettings:
 
 
 def reconstruct_tv(
-    kspace: torch.Tensor, physics: MRIPhysics, settings: TVSettings | None = None, progress: bool = False
+    kspace: torch.Tensor, physics: ContrastPhysics, settings: TVSettings | None = None, progress: bool = False
 ) -> tuple[torch.Tensor, History]:
-    """Joint / separate TV reconstruction of the measurements of ``physics`` (single- or multi-coil); returns
+    """Joint / separate TV reconstruction of the measurements of ``physics`` (single- or multi-coil, Cartesian or radial); returns
     complex images (B, C, H, W) and the history."""
     settings = settings or TVSettings()
     physics.check(kspace, SOLVER_DTYPES)
@@ -53,7 +53,7 @@ def reconstruct_tv(
     physics = physics.to(kspace_c.device, kspace_c.dtype)
     objective = mri_objective(kspace_c, physics, total_variation(kspace.shape[1], settings.lam, settings.coupling,
                                                                  settings.boundary))
-    x0 = list(physics.adjoint(kspace_c).unbind(1))
+    x0 = list(physics.zero_filled(kspace_c).unbind(1))
     with tqdm(total=settings.iterations, desc=f"LPAM {settings.coupling} TV", disable=not progress,
               dynamic_ncols=True) as bar:
         def report(k: int, state) -> None:

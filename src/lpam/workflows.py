@@ -13,14 +13,15 @@ from tqdm import tqdm
 
 from lpam.algorithm.lpam import History
 from lpam.checkpoint import load_model
-from lpam.data.embedded import load_split, simulate_kspace
+from lpam.data.embedded import load_split, simulate_acquisition, simulate_kspace
 from lpam.io import check_output_folder, save_json, save_npy, staged_outputs
 from lpam.metrics import evaluate_contrasts
 from lpam.models.lpam_net import LPAMNet, count_parameters
 from lpam.models.registry import model_type_of
 from lpam.physics.masks import MaskSpec
 from lpam.plotting import convergence_plot, reconstruction_grid
-from lpam.physics.mri import MRIPhysics
+from lpam.physics.mri import ContrastPhysics, MRIPhysics
+from lpam.physics.radial import TrajectorySpec
 from lpam.problem import normalised_kspace
 from lpam.reconstruction import TVSettings, reconstruct_tv
 from lpam.tv_tuning import tuned_settings
@@ -41,7 +42,7 @@ def branch_counts(history: History) -> dict[str, int]:
 def solve_embedded(
     out_dir: str | Path,
     regularizer: str = "joint-tv",
-    mask: MaskSpec | None = None,
+    mask: MaskSpec | TrajectorySpec | None = None,
     split: str = "test",
     slices: slice | Sequence[int] | None = slice(0, 4),
     settings: TVSettings | None = None,
@@ -50,7 +51,7 @@ def solve_embedded(
     contrasts: Sequence[str] = ("T1", "T2"),
 ) -> dict:
     """Reconstruct embedded slices (``contrasts``: any of T1, T2, PD, one LPAM block each) from simulated
-    k-space with LPAM + TV; writes recon.npy, figure.png, history.json and metrics.json into ``out_dir``
+    k-space (the mask ``mask`` builds, or its trajectory: the radial NUFFT) with LPAM + TV; writes recon.npy, figure.png, history.json and metrics.json into ``out_dir``
     and returns the metrics."""
     if regularizer not in REGULARIZERS:
         raise ValueError(f"unknown regularizer {regularizer!r}; choose one of {', '.join(REGULARIZERS)}")
@@ -59,20 +60,18 @@ def solve_embedded(
     settings = settings or tuned_settings(mask, REGULARIZERS[regularizer])
     settings.coupling = REGULARIZERS[regularizer]
     data = load_split(split, contrasts, slices=slices)
-    sampling = mask.build(tuple(data.images.shape[-2:]))
-    physics = MRIPhysics(sampling, data.images.shape[1])
-    kspace = simulate_kspace(data.images, sampling, noise_std=noise_std)
+    kspace, physics, sampled = simulate_acquisition(data.images, mask, noise_std)
     started = time.perf_counter()
     recon, history = reconstruct_tv(kspace, physics, settings, progress=progress)
     seconds = time.perf_counter() - started
-    baseline = physics.adjoint(kspace)
+    baseline = physics.zero_filled(kspace)
     contrasts = list(data.contrasts)
     metrics = {
         "methods": {
             regularizer: evaluate_contrasts(recon.numpy(), data.images.numpy(), contrasts),
             "zero-filled": evaluate_contrasts(baseline.numpy(), data.images.numpy(), contrasts),
         },
-        "mask": {**mask.describe(), "achieved_rate": float(sampling.float().mean())},
+        "mask": sampled,
         "slices": [int(z) for z in data.axial_indices],
         "split": split,
         "settings": {"lam": settings.lam, "iterations": settings.iterations, "eps0": settings.eps0,
@@ -91,7 +90,7 @@ def solve_embedded(
 
 
 @torch.no_grad()
-def run_network(model: LPAMNet, kspace: torch.Tensor, physics: MRIPhysics, mode: str = "plain",
+def run_network(model: LPAMNet, kspace: torch.Tensor, physics: ContrastPhysics, mode: str = "plain",
                 history: History | None = None, progress: bool = False, phases: int | None = None) -> torch.Tensor:
     """LPAM-net slice by slice (batch 1 keeps memory flat) on the model's device; results on the CPU.
     ``kspace`` (S, C, H, W), or multi-coil (S, C, Nc, H, W), are the measurements of ``physics`` (its masks and
@@ -136,12 +135,12 @@ def format_table(metrics: dict, contrasts: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def _demo_reconstructions(model: torch.nn.Module, label: str, kspace: torch.Tensor, physics: MRIPhysics,
+def _demo_reconstructions(model: torch.nn.Module, label: str, kspace: torch.Tensor, physics: ContrastPhysics,
                           tv_settings: TVSettings | None, history: History | None, progress: bool,
                           phases: int | None) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
     """(images, seconds) per method of the demo: zero-filled, joint TV, the model in plain mode and, when
     ``history`` is given, in convergent mode (recording it)."""
-    recons, seconds = {"zero-filled": physics.adjoint(kspace)}, {}
+    recons, seconds = {"zero-filled": physics.zero_filled(kspace)}, {}
     runs = {"joint-tv": lambda: reconstruct_tv(kspace, physics, tv_settings or TVSettings(), progress=progress)[0],
             label: lambda: run_network(model, kspace, physics, progress=progress, phases=phases)}
     if history is not None:

@@ -27,9 +27,10 @@ import torch
 
 from lpam.data.prepared import SPLIT_ALIASES, SPLITS
 from lpam.physics.fourier import MaskedFourier
-from lpam.physics.mri import MRIPhysics
+from lpam.physics.mri import ContrastPhysics, MRIPhysics
 from lpam.physics.operator import simulate_measurements
-from lpam.physics.masks import binary_mask_error
+from lpam.physics.masks import MaskSpec, binary_mask_error
+from lpam.physics.radial import TrajectorySpec, samples_per_pixel
 from lpam.options import check_unique
 from lpam.problem import peak_warning
 
@@ -156,3 +157,20 @@ def simulate_multicoil_kspace(
     _warn_if_unnormalised(images)
     physics = MRIPhysics(mask.to(images.device), images.shape[1], maps.to(images.device))
     return simulate_measurements(physics, images.to(torch.complex64), noise_std, seed)
+
+
+def simulate_acquisition(images: torch.Tensor, sampling: MaskSpec | TrajectorySpec,
+                         noise_std: float = 0.0) -> tuple[torch.Tensor, ContrastPhysics, dict]:
+    """(y, physics, description for metrics.json) of images (B, C, H, W) measured with the mask ``sampling``
+    builds (:func:`simulate_kspace`, y = P F x + P n) or on its trajectory (y = A x + n, the radial NUFFT A;
+    the same noise convention, seed 0). The description's ``achieved_rate`` is the mask's sampling rate, or
+    the trajectory's samples per grid point K / (H W)."""
+    shape, contrasts = tuple(images.shape[-2:]), images.shape[1]
+    if isinstance(sampling, TrajectorySpec):
+        physics = sampling.physics(shape, contrasts)
+        kspace = simulate_measurements(physics, images.to(torch.complex64), noise_std, seed=0)
+        return kspace, physics, {**sampling.describe(), "samples": physics.samples,
+                                 "achieved_rate": samples_per_pixel(physics)}
+    mask = sampling.build(shape)
+    return simulate_kspace(images, mask, noise_std=noise_std), MRIPhysics(mask, contrasts), \
+        {**sampling.describe(), "achieved_rate": float(mask.float().mean())}

@@ -8,6 +8,9 @@ pool of masks, noise) and for validation and evaluation (augmentation off, fixed
 * :class:`SimulatedCoils`: either of the two seen by N simulated coils, y_c = P F S_c x + P n_c;
 * :class:`MeasuredCoils`: measured coil images x_c with their maps (``--keep-coils``), y_c = P F x_c.
 
+A mask draw that gives a :class:`~lpam.physics.radial.TrajectorySpec` instead of a mask measures the first three
+on that trajectory, y = A x + n with the radial NUFFT A (:class:`~lpam.physics.radial.RadialMRIPhysics`).
+
 A sample's random choices come from the generator it is given, in a fixed order (augmentation, mask, noise
 level, phase, noise seed), so that a training run draws the same samples in every process and on resume.
 """
@@ -26,27 +29,34 @@ from lpam.data.augment import (AugmentConfig, augment_images, augment_measured, 
 from lpam.data.embedded import simulate_kspace, simulate_multicoil_kspace
 from lpam.data.sources import EvaluationData
 from lpam.physics.coils import sensitivity_combine, simulate_coil_maps
-from lpam.physics.mri import MRIPhysics
+from lpam.physics.mri import ContrastPhysics, MRIPhysics
+from lpam.physics.operator import simulate_measurements
+from lpam.physics.radial import RadialMRIPhysics, TrajectorySpec
 
 NOISE_SEEDS = 2**31  # a sample's noise generator is seeded with a draw below this
 
-# (image shape, sample index, generator) -> the sample's mask (H, W)
-MaskDraw = Callable[[tuple[int, int], int, np.random.Generator], torch.Tensor]
+# (image shape, sample index, generator) -> the sample's mask (H, W), or the trajectory it is measured on
+MaskDraw = Callable[[tuple[int, int], int, np.random.Generator], torch.Tensor | TrajectorySpec]
 # what the scanner sees: an image (C, H, W), or measured coil images with their maps, both (C, Nc, H, W)
 Signal = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass
 class Sample:
-    """Measurements y (1, C, H, W) or (1, C, Nc, H, W), their physics (batch 1) and the target |x| (1, C, H, W)."""
+    """Measurements y (1, C, H, W) or (1, C, Nc, H, W) (radial: (1, C, [Nc,] K)), their physics (batch 1) and
+    the target |x| (1, C, H, W)."""
 
     kspace: torch.Tensor
-    physics: MRIPhysics
+    physics: ContrastPhysics
     target: torch.Tensor
 
 
-def collate(samples: list[Sample]) -> tuple[torch.Tensor, MRIPhysics, torch.Tensor]:
-    """A batch (y, physics, target) of samples: their masks and maps stacked along the batch axis."""
+def collate(samples: list[Sample]) -> tuple[torch.Tensor, ContrastPhysics, torch.Tensor]:
+    """A batch (y, physics, target) of samples: their masks (or shared trajectory) and maps stacked along the
+    batch axis."""
+    if isinstance(samples[0].physics, RadialMRIPhysics):
+        physics = RadialMRIPhysics.batch([s.physics for s in samples])
+        return torch.cat([s.kspace for s in samples]), physics, torch.cat([s.target for s in samples])
     contrasts = samples[0].physics.contrasts
     maps = [s.physics.maps for s in samples]
     physics = MRIPhysics(torch.cat([s.physics.mask for s in samples]), contrasts,
@@ -79,12 +89,29 @@ class DataTransform(ABC):
                  seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(k-space (C, ...), coil maps of the sample with a batch axis or None)."""
 
+    def radial_measured(self, signal: Signal, trajectory: TrajectorySpec, noise: float,
+                        seed: int) -> tuple[torch.Tensor, RadialMRIPhysics]:
+        """(k-space (1, C, [Nc,] K), physics) of the signal on ``trajectory``."""
+        raise ValueError(f"{type(self).__name__} data cannot be measured on a trajectory (measured coil k-space "
+                         "is Cartesian); use a mask")
+
     def __call__(self, index: int, rng: np.random.Generator) -> Sample:
         signal, target = self.augmented(index, rng)
         mask = self.draw_mask(tuple(target.shape[-2:]), index, rng)
         signal, noise = self.corrupted(signal, target, rng)
+        if isinstance(mask, TrajectorySpec):
+            kspace, physics = self.radial_measured(signal, mask, noise, int(rng.integers(NOISE_SEEDS)))
+            return Sample(kspace, physics, target[None])
         kspace, maps = self.measured(signal, mask, noise, int(rng.integers(NOISE_SEEDS)))
         return Sample(kspace[None], MRIPhysics(mask[None], target.shape[0], maps), target[None])
+
+
+def simulate_radial(signal: torch.Tensor, trajectory: TrajectorySpec, maps: torch.Tensor | None, noise: float,
+                    seed: int) -> tuple[torch.Tensor, RadialMRIPhysics]:
+    """(y = A x + n (1, C, [Nc,] K), A) for images x (C, H, W) on ``trajectory``, with :func:`simulate_measurements`'
+    noise convention (E|n|^2 = noise^2 per sample)."""
+    physics = trajectory.physics(tuple(signal.shape[-2:]), signal.shape[0], maps)
+    return simulate_measurements(physics, signal[None].to(torch.complex64), noise, seed), physics
 
 
 class MagnitudeImages(DataTransform):
@@ -106,6 +133,10 @@ class MagnitudeImages(DataTransform):
     def measured(self, signal: torch.Tensor, mask: torch.Tensor, noise: float,
                  seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         return simulate_kspace(signal, mask, noise_std=noise, seed=seed), None
+
+    def radial_measured(self, signal: torch.Tensor, trajectory: TrajectorySpec, noise: float,
+                        seed: int) -> tuple[torch.Tensor, RadialMRIPhysics]:
+        return simulate_radial(signal, trajectory, None, noise, seed)
 
 
 class ComplexImages(MagnitudeImages):
@@ -139,6 +170,11 @@ class SimulatedCoils(DataTransform):
                  seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         maps = coil_maps_for(self.num_coils, tuple(signal.shape[-2:]))
         return simulate_multicoil_kspace(signal[None], mask, maps, noise, seed)[0], maps[None]
+
+    def radial_measured(self, signal: torch.Tensor, trajectory: TrajectorySpec, noise: float,
+                        seed: int) -> tuple[torch.Tensor, RadialMRIPhysics]:
+        return simulate_radial(signal, trajectory, coil_maps_for(self.num_coils, tuple(signal.shape[-2:])), noise,
+                               seed)
 
 
 class MeasuredCoils(DataTransform):
@@ -175,13 +211,16 @@ def data_transform(data: EvaluationData, augment: AugmentConfig, draw_mask: Mask
     return single if coils is None else SimulatedCoils(single, coils)
 
 
-def fixed_masks(masks: torch.Tensor) -> MaskDraw:
-    """A mask draw that gives every sample ``masks`` (H, W), or sample i the mask ``masks[i]`` of (S, H, W);
-    it draws nothing from the generator."""
+def fixed_masks(masks: torch.Tensor | TrajectorySpec) -> MaskDraw:
+    """A mask draw that gives every sample ``masks`` (H, W) (or the trajectory ``masks``), or sample i the mask
+    ``masks[i]`` of (S, H, W); it draws nothing from the generator."""
+    if isinstance(masks, TrajectorySpec):
+        return lambda shape, index, rng: masks
     return lambda shape, index, rng: masks if masks.ndim == 2 else masks[index]
 
 
-def evaluation_samples(transform: DataTransform, indices: list[int]) -> tuple[torch.Tensor, MRIPhysics, torch.Tensor]:
+def evaluation_samples(transform: DataTransform, indices: list[int]) -> tuple[torch.Tensor, ContrastPhysics,
+                                                                               torch.Tensor]:
     """(y, physics, target) of the samples at ``indices``: with fixed masks and augmentation off nothing random
     reaches the samples (the noise seed drawn is unused at noise level 0), so one fixed generator serves."""
     rng = np.random.default_rng(0)

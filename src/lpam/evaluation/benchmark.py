@@ -21,10 +21,12 @@ from lpam.evaluation.report import machine_description, results_markdown
 from lpam.evaluation.scoring import (MethodResult, Reconstructor, evaluate_method, evaluation_batch,
                                      network_reconstructor, summary, tv_reconstructor, zero_filled)
 from lpam.io import atomic_path, check_output_folder, save_json, staged_outputs
-from lpam.methods import BENCHMARK_MASKS, CLASSICAL, LEARNED, METHODS, PRIMARY_MASK, methods_for, shipped_weights
+from lpam.methods import (BENCHMARK_MASKS, BENCHMARK_SAMPLINGS, BENCHMARK_TRAJECTORIES, CLASSICAL, LEARNED, METHODS, PRIMARY_MASK,
+                          methods_for, shipped_weights)
 from lpam.models.lpam_net import count_parameters
 from lpam.options import check_unique
 from lpam.physics.masks import MaskSpec
+from lpam.physics.radial import TrajectorySpec, samples_per_pixel
 from lpam.plotting import convergence_plot, psnr_curves, reconstruction_grid
 from lpam.tv_tuning import tuned_settings
 from lpam.workflows import branch_counts, history_json
@@ -34,9 +36,12 @@ DEFAULT, TRANSFER = "lpam-net", "lpam-net-radial"  # the mask's default network,
 
 
 def trained_mask_labels(checkpoint: dict) -> list[str]:
-    """The mask labels a checkpoint was trained with: its mask setting and those of its mask mix (none if it
-    does not say)."""
-    mask = (checkpoint.get("train_config") or {}).get("data", {}).get("mask")
+    """The mask labels a checkpoint was trained with: its trajectory, or its mask setting and those of its mask
+    mix (none if it does not say)."""
+    data = (checkpoint.get("train_config") or {}).get("data", {})
+    if data.get("trajectory"):
+        return [TrajectorySpec(**data["trajectory"]).label()]
+    mask = data.get("mask")
     if not mask:
         return []
     return [MaskSpec(m["kind"], m.get("rate"), m.get("acceleration"), m.get("center_fraction")).label()
@@ -75,9 +80,9 @@ def _checked_request(masks: Sequence[str], methods: Sequence[str] | None, contra
                      subset_every: int, tv_iterations: int) -> tuple[str, ...]:
     """The methods to run (default: those for ``contrasts``), after checking every option."""
     methods = methods_for(contrasts) if methods is None else tuple(methods)
-    unknown = [m for m in masks if m not in BENCHMARK_MASKS] + [m for m in methods if m not in METHODS]
+    unknown = [m for m in masks if m not in BENCHMARK_SAMPLINGS] + [m for m in methods if m not in METHODS]
     if unknown:
-        raise ValueError(f"unknown mask(s) or method(s) {unknown}; masks: {', '.join(BENCHMARK_MASKS)}; "
+        raise ValueError(f"unknown mask(s) or method(s) {unknown}; masks: {', '.join(BENCHMARK_SAMPLINGS)}; "
                          f"methods: {', '.join(METHODS)}")
     mismatched = [m for m in methods if m in LEARNED and LEARNED[m].contrasts != tuple(contrasts)]
     if mismatched:
@@ -98,11 +103,21 @@ def _reconstructor(method: str, mask_label: str, models: LearnedModels,
     if method == "zero-filled":
         return zero_filled, None
     if method in ("joint-tv", "separate-tv"):
-        settings = tuned_settings(BENCHMARK_MASKS[mask_label], method.split("-")[0], iterations=tv_iterations)
+        settings = tuned_settings(BENCHMARK_SAMPLINGS[mask_label], method.split("-")[0], iterations=tv_iterations)
         return tv_reconstructor(settings), None
     learned = LEARNED[method]
     history = History() if learned.mode == "convergent" else None
     return network_reconstructor(models.model_for(method, mask_label), learned.mode, history), history
+
+
+def _measured(dataset: EvaluationData, label: str, positions: list[int]) -> tuple[float, tuple]:
+    """(achieved rate, batch) of the benchmark mask or trajectory ``label`` on the slices at ``positions``; a
+    trajectory's rate is its samples per grid point K / (H W)."""
+    if label in BENCHMARK_TRAJECTORIES:
+        batch = evaluation_batch(dataset, BENCHMARK_TRAJECTORIES[label], positions)
+        return samples_per_pixel(batch[1]), batch
+    sampling = BENCHMARK_SAMPLINGS[label].build(tuple(dataset.images.shape[-2:]))
+    return float(sampling.float().mean()), evaluation_batch(dataset, sampling, positions)
 
 
 def _run_methods(dataset: EvaluationData, masks: Sequence[str], methods: Sequence[str], models: LearnedModels,
@@ -115,10 +130,8 @@ def _run_methods(dataset: EvaluationData, masks: Sequence[str], methods: Sequenc
     achieved = {}
     bar = tqdm(total=len(masks) * len(methods), desc="benchmark", disable=not progress, dynamic_ncols=True)
     for mask_label in masks:
-        sampling = BENCHMARK_MASKS[mask_label].build(tuple(dataset.images.shape[-2:]))
-        achieved[mask_label] = float(sampling.float().mean())
         positions = full if mask_label == PRIMARY_MASK else subset
-        batch = evaluation_batch(dataset, sampling, positions)
+        achieved[mask_label], batch = _measured(dataset, mask_label, positions)
         for method in methods:
             bar.set_postfix(mask=mask_label, method=method)
             bar.update(1)
@@ -177,7 +190,7 @@ def _metrics(results: dict[str, dict[str, MethodResult]], dataset: EvaluationDat
                            for m, per in results.items()},
         "params": models.params,
         "seconds_per_pair": {m: {k: r.seconds / len(r.per_slice) for k, r in per.items()} for m, per in results.items()},
-        "masks": {k: {**BENCHMARK_MASKS[k].describe(), "achieved_rate": achieved[k]} for k in masks},
+        "masks": {k: {**BENCHMARK_SAMPLINGS[k].describe(), "achieved_rate": achieved[k]} for k in masks},
         "slices": {"all": [dataset.slice_ids[p] for p in full], "subset": [dataset.slice_ids[p] for p in subset]},
         "evaluated_on": {m: {k: "all" if len(r.per_slice) == len(full) else "subset" for k, r in per.items()}
                          for m, per in results.items()},

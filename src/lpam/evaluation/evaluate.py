@@ -23,6 +23,7 @@ from lpam.models.lpam_net import count_parameters
 from lpam.physics.coils import calibration_size, resolved_map_method
 from lpam.models.shipped import resolve_checkpoint
 from lpam.physics.masks import MaskSpec, infer_mask_spec
+from lpam.physics.radial import TrajectorySpec
 from lpam.plotting import reconstruction_grid
 
 
@@ -31,13 +32,21 @@ def trained_contrasts(checkpoint: dict) -> list[str]:
     return list((checkpoint.get("train_config") or {}).get("data", {}).get("contrasts") or ["T1", "T2"])
 
 
-def _sampling(mask: MaskSpec | None, mask_file: str | Path | None, shape: tuple[int, int]) -> tuple[torch.Tensor, dict, str]:
-    """(mask, its description for metrics.json, its label for the figure) from a file or a request."""
+def _sampling(mask: MaskSpec | TrajectorySpec | None, mask_file: str | Path | None,
+              shape: tuple[int, int]) -> tuple[torch.Tensor | TrajectorySpec, dict, str]:
+    """(mask or trajectory, its description for metrics.json with the achieved rate (a trajectory's: samples
+    per grid point K / (H W)), its label for the figure) from a file or a request."""
+    if isinstance(mask, TrajectorySpec):
+        samples = mask.trajectory(shape).shape[1]
+        return mask, {**mask.describe(), "samples": samples, "achieved_rate": samples / (shape[0] * shape[1])}, \
+            mask.label()
     if mask_file is not None:
-        return torch.from_numpy(load_mask(mask_file, shape=shape)), {"kind": "file", "file": str(mask_file)}, \
-            Path(mask_file).name
-    mask = mask or MaskSpec()
-    return mask.build(shape), mask.describe(), mask.label()
+        sampling, described, label = torch.from_numpy(load_mask(mask_file, shape=shape)), \
+            {"kind": "file", "file": str(mask_file)}, Path(mask_file).name
+    else:
+        mask = mask or MaskSpec()
+        sampling, described, label = mask.build(shape), mask.describe(), mask.label()
+    return sampling, {**described, "achieved_rate": float(sampling.float().mean())}, label
 
 
 def _coils_note(coils: int | None, dataset: EvaluationData, estimate_maps: str | None,
@@ -65,7 +74,7 @@ def evaluate_checkpoint(
     data: str = "embedded",
     split: str = "test",
     slices: slice | Sequence[int] | None = None,
-    mask: MaskSpec | None = None,
+    mask: MaskSpec | TrajectorySpec | None = None,
     mode: str = "plain",
     name: str | None = None,
     device: str = "cpu",
@@ -89,6 +98,8 @@ def evaluate_checkpoint(
     model, payload = load_model_with_checkpoint(checkpoint, map_location=device)
     dataset = _dataset_for(model, payload, data, split, slices, contrasts)
     measured_coils = coils is None and dataset.coil_images is not None
+    if estimate_maps is not None and isinstance(mask, TrajectorySpec):
+        raise ValueError("--estimate-maps works on Cartesian k-space; on a trajectory the simulated maps are used")
     if estimate_maps is not None and coils is None and not measured_coils:
         raise ValueError("estimating coil maps needs multi-coil k-space: give the number of coils too, or a "
                          "dataset prepared with --keep-coils")
@@ -105,7 +116,7 @@ def evaluate_checkpoint(
                for method, reconstruct in reconstructors.items()}
     metrics = {
         "methods": {method: summary(result, dataset.contrasts) for method, result in results.items()},
-        "mask": {**mask_described, "achieved_rate": float(sampling.float().mean())}, "slices": dataset.slice_ids,
+        "mask": mask_described, "slices": dataset.slice_ids,
         "data": dataset.source, "mode": mode, "phases": phases or getattr(model.config, "phases", None),
         "checkpoint": described,
         "params": {name: count_parameters(model)},

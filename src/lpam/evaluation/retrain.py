@@ -8,7 +8,7 @@ from typing import Sequence
 from lpam.checkpoint import load_checkpoint
 from lpam.data.prepared import is_prepared
 from lpam.device import resolve_device
-from lpam.methods import BENCHMARK_MASKS, LEARNED, shipped_weights
+from lpam.methods import BENCHMARK_MASKS, BENCHMARK_TRAJECTORIES, LEARNED, shipped_weights
 from lpam.training.config import MaskConfig, TrainConfig
 from lpam.training.trainer import train
 
@@ -31,9 +31,12 @@ def retrain(out_dir: str | Path, masks: Sequence[str], methods: Sequence[str], s
             run_dir = Path(out_dir) / "runs" / f"{weights.stem}-{mask_label}"
             if (weights, mask_label) not in runs:
                 config = TrainConfig.from_dict(load_checkpoint(weights)["train_config"])
-                spec = BENCHMARK_MASKS[mask_label]
-                config.data.mask = MaskConfig(spec.kind, spec.rate, spec.acceleration, spec.center_fraction,
-                                              pool=config.data.mask.pool)
+                if mask_label in BENCHMARK_TRAJECTORIES:
+                    config.data.trajectory = BENCHMARK_TRAJECTORIES[mask_label]
+                else:
+                    spec = BENCHMARK_MASKS[mask_label]
+                    config.data.mask = MaskConfig(spec.kind, spec.rate, spec.acceleration, spec.center_fraction,
+                                                  pool=config.data.mask.pool)
                 config.train.device = device
                 if is_prepared(data):
                     config.data.source = str(data)

@@ -15,12 +15,13 @@ from lpam.data.sources import EvaluationData
 from lpam.data.transforms import data_transform, evaluation_samples, fixed_masks
 from lpam.metrics import slice_metrics, summarize
 from lpam.physics.coils import estimate_coil_maps
-from lpam.physics.mri import MRIPhysics
+from lpam.physics.radial import TrajectorySpec
+from lpam.physics.mri import ContrastPhysics, MRIPhysics
 from lpam.reconstruction import TVSettings, reconstruct_tv
 from lpam.workflows import run_network
 
-Reconstructor = Callable[[torch.Tensor, MRIPhysics], torch.Tensor]  # (measurements, physics) -> images
-Batch = tuple[torch.Tensor, MRIPhysics, torch.Tensor]  # (measurements, physics, targets |x|)
+Reconstructor = Callable[[torch.Tensor, ContrastPhysics], torch.Tensor]  # (measurements, physics) -> images
+Batch = tuple[torch.Tensor, ContrastPhysics, torch.Tensor]  # (measurements, physics, targets |x|)
 
 
 @dataclass
@@ -33,9 +34,9 @@ class MethodResult:
     shown: np.ndarray | None = None
 
 
-def evaluation_batch(data: EvaluationData, mask: torch.Tensor, positions: Sequence[int], coils: int | None = None,
+def evaluation_batch(data: EvaluationData, mask: torch.Tensor | TrajectorySpec, positions: Sequence[int], coils: int | None = None,
                      measured_coils: bool = False) -> Batch:
-    """The slices at ``positions`` measured with ``mask`` and no augmentation or noise, through the data's
+    """The slices at ``positions`` measured with ``mask`` (or on a trajectory) and no augmentation or noise, through the data's
     transform (:func:`lpam.data.transforms.data_transform`): simulated from magnitudes, the measured k-space of
     complex images, ``coils`` simulated coils, or the measured coils of a ``--keep-coils`` dataset."""
     transform = data_transform(data, AugmentConfig(enabled=False), fixed_masks(mask), coils, measured_coils)
@@ -65,9 +66,9 @@ def summary(result: MethodResult, contrasts: Sequence[str], positions: Sequence[
     return {c: summarize([result.per_slice[p][c] for p in chosen]) for c in contrasts}
 
 
-def zero_filled(kspace: torch.Tensor, physics: MRIPhysics) -> torch.Tensor:
-    """A^H y: the zero-filled (with coils: SENSE-combined) images."""
-    return physics.adjoint(kspace)
+def zero_filled(kspace: torch.Tensor, physics: ContrastPhysics) -> torch.Tensor:
+    """The zero-filled images A^H y (with coils: SENSE-combined; on a trajectory: density-compensated)."""
+    return physics.zero_filled(kspace)
 
 
 def network_reconstructor(model: torch.nn.Module, mode: str, history: History | None = None,

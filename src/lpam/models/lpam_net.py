@@ -36,7 +36,7 @@ from lpam.algorithm.regularizer import Regularizer, Term
 from lpam.models.cnn import G_INITS, ComplexCNN, channels_to_complex
 from lpam.options import checked_options
 from lpam.physics.fourier import ifft2c
-from lpam.physics.mri import MRIPhysics
+from lpam.physics.mri import ContrastPhysics
 from lpam.problem import check_measurements, mri_objective, per_contrast
 
 COUPLINGS = ("joint", "separate", "shared")
@@ -140,7 +140,8 @@ class KSpaceInitializer(nn.Module):
 
 class LPAMNet(nn.Module):
     """x_hat = LPAM-net(y, A): complex images (B, C, H, W) from the measurements y and their physics A
-    (:class:`~lpam.physics.mri.MRIPhysics`: single-coil k-space (B, C, H, W), or multi-coil (B, C, Nc, H, W))."""
+    (:class:`~lpam.physics.mri.MRIPhysics`: single-coil k-space (B, C, H, W), or multi-coil (B, C, Nc, H, W); or the
+    radial :class:`~lpam.physics.radial.RadialMRIPhysics`: samples (B, C, [Nc,] K))."""
 
     phase_parameters = ("alpha", "tau", "abar")  # one row per phase
 
@@ -218,19 +219,20 @@ class LPAMNet(nn.Module):
         level = torch.quantile(adjoint_images.detach().abs().flatten(2), INTENSITY_QUANTILE, dim=2)
         return torch.where(level > 0, level / reference, 1.0).reshape(ones.shape)
 
-    def initial_image(self, kspace: torch.Tensor, physics: MRIPhysics) -> torch.Tensor:
-        """x0 = A^H y (SENSE-combined with coil maps), or the learned k-space initialiser (single-coil)."""
+    def initial_image(self, kspace: torch.Tensor, physics: ContrastPhysics) -> torch.Tensor:
+        """x0 = the zero-filled image (A^H y, SENSE-combined with coil maps; density-compensated on a
+        trajectory), or the learned k-space initialiser (single-coil Cartesian)."""
         if self.initializer is None:
-            return physics.adjoint(kspace)
-        if physics.multi_coil:
-            raise ValueError("the learned initial image works on single-coil k-space; use initial_image "
-                             "'zero-filled' for multi-coil data")
+            return physics.zero_filled(kspace)
+        if physics.multi_coil or not physics.cartesian:
+            raise ValueError("the learned initial image works on single-coil Cartesian k-space; use initial_image "
+                             "'zero-filled' for multi-coil or non-Cartesian data")
         return self.initializer(kspace)
 
     def forward(
         self,
         kspace: torch.Tensor,
-        physics: MRIPhysics,
+        physics: ContrastPhysics,
         phases: int | None = None,
         mode: str = "plain",
         history: History | None = None,
@@ -245,7 +247,7 @@ class LPAMNet(nn.Module):
         acceptance test's sufficient decrease, in either mode."""
         phases = self._checked_call(kspace, physics, phases, mode)
         physics = physics.to(kspace.device)
-        adjoint_images = physics.adjoint(kspace)
+        adjoint_images = physics.zero_filled(kspace)
         scale = self.intensity_scale(adjoint_images)
         kspace = kspace / per_contrast(scale[..., 0, 0], kspace.ndim).to(kspace.dtype)
         objective = mri_objective(kspace, physics, self.regularizer())
@@ -266,7 +268,7 @@ class LPAMNet(nn.Module):
         self.descent_violation = state.violation.mean() / phases if measure else torch.zeros(())
         return torch.stack(state.blocks, dim=1) * scale
 
-    def _checked_call(self, kspace: torch.Tensor, physics: MRIPhysics, phases: int | None, mode: str) -> int:
+    def _checked_call(self, kspace: torch.Tensor, physics: ContrastPhysics, phases: int | None, mode: str) -> int:
         """The number of phases to run, after checking the mode, the phases and the measurements."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")

@@ -1,7 +1,9 @@
 """The shipped weights and what each was trained for, and the default model for a request: `lpam evaluate`,
 `lpam reconstruct` and `lpam demo` take the model trained for the requested mask kind, sampling rate (or
 acceleration), contrasts and coils when no checkpoint is given, and the nearest one, with a warning, when no
-shipped model was trained for the request.
+shipped model was trained for the request. A trajectory request (``radial-golden-64``) takes a model trained
+for that trajectory (``trajectory=TrajectorySpec(...)``), else the nearest in spokes of its kind, else the
+radial (gridded-mask) default.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from lpam.physics.masks import MaskSpec
+from lpam.physics.radial import TrajectorySpec
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 KIND_MISMATCH = 10.0  # cost of another mask kind, above any rate distance (log ratio) of the same kind
@@ -28,8 +31,13 @@ class ShippedModel:
     rates: tuple[float, ...]
     contrasts: tuple[str, ...] = ("T1", "T2")
     family: str = "lpam-net"  # lpam-net, or unet-joint (the benchmark's learned baseline)
+    # trained on k-space of this trajectory (the NUFFT; kinds and rates then empty), e.g.
+    # ShippedModel("lpam_net_joint_golden64.pt", (), (), trajectory=TrajectorySpec("radial-golden", 64))
+    trajectory: TrajectorySpec | None = None
 
     def describe(self) -> str:
+        if self.trajectory is not None:
+            return f"{self.weights} (trained on the {self.trajectory.label()} trajectory, {', '.join(self.contrasts)})"
         rates = ", ".join(f"{1 / r:g}x" if self.kinds[0].startswith("cartesian") else f"{r:.0%}" for r in self.rates)
         return f"{self.weights} (trained on {' / '.join(self.kinds)} masks at {rates}, {', '.join(self.contrasts)})"
 
@@ -41,13 +49,26 @@ SHIPPED: tuple[ShippedModel, ...] = (
 )
 
 
-def _cost(model: ShippedModel, mask: MaskSpec) -> float:
+def _trajectory_cost(model: ShippedModel, request: TrajectorySpec) -> float:
+    """A trajectory request: its kind at the nearest spokes (log ratio), then another trajectory kind, then the
+    radial mask models, then the rest."""
+    if model.trajectory is None:
+        return (2 if "radial" in model.kinds else 3) * KIND_MISMATCH
+    distance = abs(math.log(model.trajectory.spokes / request.spokes))
+    return distance + (0.0 if model.trajectory.kind == request.kind else KIND_MISMATCH)
+
+
+def _cost(model: ShippedModel, mask: MaskSpec | TrajectorySpec) -> float:
+    if isinstance(mask, TrajectorySpec):
+        return _trajectory_cost(model, mask)
+    if model.trajectory is not None:  # a trajectory model for a mask: after every mask model
+        return 3 * KIND_MISMATCH
     rate = mask.nominal_rate()
     distance = min(abs(math.log(rate / trained)) for trained in model.rates)
     return distance + (0.0 if mask.kind in model.kinds else KIND_MISMATCH)
 
 
-def shipped_model_for(mask: MaskSpec, contrasts: Sequence[str] = ("T1", "T2"),
+def shipped_model_for(mask: MaskSpec | TrajectorySpec, contrasts: Sequence[str] = ("T1", "T2"),
                       family: str = "lpam-net") -> tuple[ShippedModel, bool]:
     """(the shipped model of ``family`` nearest the request, whether it was trained for it); a ValueError when no
     shipped model of the family reconstructs ``contrasts``."""
@@ -60,7 +81,7 @@ def shipped_model_for(mask: MaskSpec, contrasts: Sequence[str] = ("T1", "T2"),
     return chosen, _cost(chosen, mask) <= EXACT
 
 
-def default_model(mask: MaskSpec, contrasts: Sequence[str] = ("T1", "T2"),
+def default_model(mask: MaskSpec | TrajectorySpec, contrasts: Sequence[str] = ("T1", "T2"),
                   coils: int | None = None) -> tuple[Path, str, str | None]:
     """(weights, what they were trained for, a warning or None) of the shipped LPAM-net for ``mask``,
     ``contrasts`` and ``coils`` (None or 1: single-coil)."""
@@ -74,8 +95,8 @@ def default_model(mask: MaskSpec, contrasts: Sequence[str] = ("T1", "T2"),
     return WEIGHTS_DIR / chosen.weights, chosen.describe(), warning
 
 
-def resolve_checkpoint(checkpoint: str | Path | None, mask: MaskSpec, contrasts: Sequence[str] = ("T1", "T2"),
-                       coils: int | None = None) -> tuple[Path, str]:
+def resolve_checkpoint(checkpoint: str | Path | None, mask: MaskSpec | TrajectorySpec,
+                       contrasts: Sequence[str] = ("T1", "T2"), coils: int | None = None) -> tuple[Path, str]:
     """(checkpoint, what it is): ``checkpoint`` itself when given, else the shipped model for the request
     (:func:`default_model`; a warning when none was trained for it)."""
     if checkpoint is not None:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lpam.options import checked_options
-from lpam.physics.mri import MRIPhysics
+from lpam.physics.mri import ContrastPhysics
 from lpam.problem import check_measurements
 
 
@@ -112,7 +112,7 @@ class ResidualUNet(nn.Module):
     def load_checkpoint_extras(self, payload: dict) -> None:
         """Nothing beyond the weights and the config."""
 
-    def forward(self, kspace: torch.Tensor, physics: MRIPhysics, phases: int | None = None, mode: str = "plain",
+    def forward(self, kspace: torch.Tensor, physics: ContrastPhysics, phases: int | None = None, mode: str = "plain",
                 history: object = None) -> torch.Tensor:
         """The same call as LPAM-net; ``phases`` may only be None or 1, ``mode`` only plain, no history.
         Data consistency: x - A^H (A x - y), the unit gradient step on the data term, which is the hard data
@@ -121,7 +121,7 @@ class ResidualUNet(nn.Module):
             raise ValueError("the U-Net has no phases, no convergent mode and no history (phases=1, mode='plain')")
         check_measurements(kspace, physics, self.config.contrasts)
         physics = physics.to(kspace.device)
-        x0 = physics.adjoint(kspace)
+        x0 = physics.zero_filled(kspace)
         channels = torch.view_as_real(x0).movedim(-1, 2).flatten(1, 2)  # (B, C, H, W) -> (B, 2C, H, W)
         update = self.residual(channels).unflatten(1, (-1, 2)).movedim(2, -1).contiguous()
         image = x0 + torch.view_as_complex(update)

@@ -4,9 +4,12 @@ Images are complex (B, C, H, W), one block per contrast. Contrast j is measured 
 A_j = P_j F (single-coil, measurements (B, C, H, W)) or A_j = (P_j F S_jc)_c with coil maps S (multi-coil,
 measurements (B, C, Nc, H, W)). ``MRIPhysics`` is A = diag(A_1, ..., A_C): the models take it with the
 measurements, ``model(y, physics)``, and simulation, zero-filling, data consistency and the data terms of
-the objective all go through it.
+the objective all go through it. :class:`ContrastPhysics` is what it shares with the radial
+:class:`lpam.physics.radial.RadialMRIPhysics`.
 """
 from __future__ import annotations
+
+from abc import abstractmethod
 
 import torch
 
@@ -46,7 +49,55 @@ def contrast_operators(mask: torch.Tensor, num_contrasts: int,
     return [MultiCoilFourier(m, s) for m, s in zip(masks, per_contrast)]
 
 
-class MRIPhysics(LinearOperator):
+class ContrastPhysics(LinearOperator):
+    """A = diag(A_1, ..., A_C) over ``self.operators`` (one per contrast), with optional coil ``self.maps``:
+    what the models, the solver and the data pipeline need of a forward model. Subclasses: the Cartesian
+    :class:`MRIPhysics` and the non-Cartesian :class:`lpam.physics.radial.RadialMRIPhysics`."""
+
+    operators: list[LinearOperator]
+    contrasts: int
+    maps: torch.Tensor | None
+    cartesian: bool = True  # measurements on the Cartesian grid (B, C, [Nc,] H, W)
+
+    @property
+    def multi_coil(self) -> bool:
+        return self.maps is not None
+
+    @property
+    def num_coils(self) -> int:
+        return maps_per_contrast(self.maps).shape[2] if self.maps is not None else 1
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """A x = (A_j x_j)_j for images (B, C, H, W)."""
+        return torch.stack([op.forward(image[:, j]) for j, op in enumerate(self.operators)], dim=1)
+
+    def adjoint(self, measurements: torch.Tensor) -> torch.Tensor:
+        """A^H y = (A_j^H y_j)_j, images (B, C, H, W)."""
+        return torch.stack([op.adjoint(measurements[:, j]) for j, op in enumerate(self.operators)], dim=1)
+
+    def sampled(self, measurements: torch.Tensor) -> torch.Tensor:
+        """P y per contrast."""
+        return torch.stack([op.sampled(measurements[:, j]) for j, op in enumerate(self.operators)], dim=1)
+
+    @abstractmethod
+    def zero_filled(self, measurements: torch.Tensor) -> torch.Tensor:
+        """The zero-filled images (B, C, H, W) of the measurements: the start of the models and solvers and
+        the baseline they are compared with."""
+
+    @abstractmethod
+    def check(self, measurements: torch.Tensor, dtypes: tuple[torch.dtype, ...] = NETWORK_DTYPES) -> None:
+        """Validate measurements against this physics (a ValueError or TypeError naming the problem)."""
+
+    @abstractmethod
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "ContrastPhysics":
+        """This physics on ``device`` (coil maps in the complex ``dtype`` when given)."""
+
+    @abstractmethod
+    def sample(self, index: int) -> "ContrastPhysics":
+        """The physics of sample ``index`` of a batch."""
+
+
+class MRIPhysics(ContrastPhysics):
     """A = diag(A_1, ..., A_C) for ``contrasts`` contrasts: ``mask`` (H, W) or (B, H, W) shared by the
     contrasts, or (B, C, H, W) per contrast, 0 / 1 values; optional coil ``maps`` (Nc, H, W), (B, Nc, H, W)
     (one coil array, shared by the contrasts) or (B, C, Nc, H, W) (per contrast)."""
@@ -63,29 +114,13 @@ class MRIPhysics(LinearOperator):
         self.operators = contrast_operators(mask, contrasts, None if maps is None else maps.to(mask.device))
 
     @property
-    def multi_coil(self) -> bool:
-        return self.maps is not None
-
-    @property
     def shape(self) -> tuple[int, int]:
         """(H, W) of the images and of k-space."""
         return tuple(self.mask.shape[-2:])  # type: ignore[return-value]
 
-    @property
-    def num_coils(self) -> int:
-        return maps_per_contrast(self.maps).shape[2] if self.maps is not None else 1
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """A x = (A_j x_j)_j: (B, C, H, W) -> (B, C, H, W) or (B, C, Nc, H, W)."""
-        return torch.stack([op.forward(image[:, j]) for j, op in enumerate(self.operators)], dim=1)
-
-    def adjoint(self, measurements: torch.Tensor) -> torch.Tensor:
-        """A^H y = (A_j^H y_j)_j, the zero-filled (with coils: SENSE-combined) images (B, C, H, W)."""
-        return torch.stack([op.adjoint(measurements[:, j]) for j, op in enumerate(self.operators)], dim=1)
-
-    def sampled(self, measurements: torch.Tensor) -> torch.Tensor:
-        """P y per contrast."""
-        return torch.stack([op.sampled(measurements[:, j]) for j, op in enumerate(self.operators)], dim=1)
+    def zero_filled(self, measurements: torch.Tensor) -> torch.Tensor:
+        """A^H y: the zero-filled (with coils: SENSE-combined) images (B, C, H, W)."""
+        return self.adjoint(measurements)
 
     def root_sum_of_squares(self, measurements: torch.Tensor) -> torch.Tensor:
         """Zero-filled coil-combined magnitudes sqrt(sum_c |F^H P y_jc|^2), (B, C, H, W): needs no coil maps

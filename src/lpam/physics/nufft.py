@@ -8,8 +8,10 @@ measured, so P = I.
 """
 from __future__ import annotations
 
+import copy
 import math
 import operator
+from typing import Callable
 
 import torch
 import torchkbnufft as tkbn
@@ -76,16 +78,18 @@ def _largest_eigenvalue(kernel: torch.Tensor, shape: tuple[int, int]) -> float:
     return value
 
 
-def _toeplitz_kernel(trajectory: torch.Tensor, shape: tuple[int, int], numpoints: int) -> torch.Tensor:
-    """The Toeplitz filter of N^H N on the 2H x 2W grid (ToepNufft's convention): fft2 of the point-spread
-    function p(d) = sum_k exp(i omega_k . d), d in [-H, H) x [-W, W), stored circularly (ifftshift), since
-    N^H N x (n) = sum_m p(n - m) x(m). p is the adjoint NUFFT of ones at size (2H, 2W), centre (H, W), with the
-    same sparse interpolation as the operator (calc_toeplitz_kernel uses the table interpolation, 3e-4 off)."""
+def _toeplitz_kernel(trajectory: torch.Tensor, shape: tuple[int, int], numpoints: int,
+                     weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The Toeplitz filter of N^H D N (D = diag(``weights``), default I) on the 2H x 2W grid (ToepNufft's
+    convention): fft2 of the point-spread function p(d) = sum_k w_k exp(i omega_k . d), d in [-H, H) x [-W, W),
+    stored circularly (ifftshift), since N^H D N x (n) = sum_m p(n - m) x(m). p is the adjoint NUFFT of w at
+    size (2H, 2W), centre (H, W), with the same sparse interpolation as the operator (calc_toeplitz_kernel uses
+    the table interpolation, 3e-4 off)."""
     double = (2 * shape[0], 2 * shape[1])
     matrices = tkbn.calc_tensor_spmatrix(trajectory, double, numpoints=numpoints)
     adjoint = tkbn.KbNufftAdjoint(double, numpoints=numpoints, dtype=torch.complex128, device=trajectory.device)
     ones = torch.ones((1, 1, trajectory.shape[1]), dtype=torch.complex128, device=trajectory.device)
-    psf = adjoint(ones, trajectory, interp_mats=matrices)[0, 0]
+    psf = adjoint(ones if weights is None else ones * weights, trajectory, interp_mats=matrices)[0, 0]
     return torch.fft.fft2(torch.fft.ifftshift(psf)) / psf.numel()  # / 4HW: ToepNufft's inverse FFT is unscaled
 
 
@@ -95,6 +99,30 @@ def _gaussian(shape: tuple[int, int], width: float, device: torch.device) -> tor
     cols = torch.arange(shape[1], dtype=torch.float64, device=device) - shape[1] // 2
     squared = rows[:, None] ** 2 + cols[None, :] ** 2
     return torch.exp(-squared / (2 * width ** 2)).to(torch.complex128)[None]
+
+
+def _checked_maps(maps: torch.Tensor | None, shape: tuple[int, int]) -> torch.Tensor | None:
+    """Coil maps (Nc, H, W) or (B, Nc, H, W) on the image grid ``shape``, complex (None passes through)."""
+    if maps is None:
+        return None
+    if maps.ndim not in (3, 4) or tuple(maps.shape[-2:]) != shape:
+        raise ValueError(f"coil maps must be (Nc, H, W) or (B, Nc, H, W) with (H, W) = {shape}, "
+                         f"got {tuple(maps.shape)}")
+    return maps.to(torch.promote_types(maps.dtype, torch.complex64))
+
+
+class _Interpolation(torch.autograd.Function):
+    """s N (``adjoint`` False) or s N^H (True) of a :class:`RadialNUFFT` with the other as its backward: for a
+    C-linear map y = M v the vector-Jacobian product of torch's complex autograd is M^H (dL/dy)."""
+
+    @staticmethod
+    def forward(ctx, values: torch.Tensor, operator: "RadialNUFFT", adjoint: bool) -> torch.Tensor:
+        ctx.operator, ctx.adjoint = operator, adjoint
+        return operator._interpolate(values, adjoint)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        return ctx.operator._interpolate(grad, not ctx.adjoint), None, None
 
 
 class RadialNUFFT(LinearOperator):
@@ -107,18 +135,16 @@ class RadialNUFFT(LinearOperator):
     matrices (within 1e-5 of the exact non-uniform DFT; the table interpolation is 7e-4 off); the adjoint is
     its exact adjoint KbNufftAdjoint (no density compensation); A^H A is the Toeplitz embedding (ToepNufft,
     kernel from :func:`_toeplitz_kernel`), computed once. The operator follows the image's dtype (complex64
-    or complex128; real images are promoted). Autograd through forward / adjoint works but its backward uses
-    the slow sparse layout (~50x the forward at 160 x 180).
+    or complex128; real images are promoted). Autograd through forward / adjoint is :class:`_Interpolation`:
+    the backward of s N is s N^H and that of s N^H is s N (torch's own backward through the sparse layout
+    costs ~50x the forward at 160 x 180).
     """
 
     def __init__(self, trajectory: torch.Tensor, shape: tuple[int, int], maps: torch.Tensor | None = None,
                  numpoints: int = KB_NEIGHBOURS) -> None:
         self.trajectory = _check_trajectory(trajectory)
         self.shape = checked_shape(shape, "image")
-        if maps is not None and (maps.ndim not in (3, 4) or tuple(maps.shape[-2:]) != self.shape):
-            raise ValueError(f"coil maps must be (Nc, H, W) or (B, Nc, H, W) with (H, W) = {self.shape}, "
-                             f"got {tuple(maps.shape)}")
-        self.maps = None if maps is None else maps.to(torch.promote_types(maps.dtype, torch.complex64))
+        self.maps = _checked_maps(maps, self.shape)
         self.numpoints = numpoints
         kernel = _toeplitz_kernel(self.trajectory, self.shape, numpoints)
         self.scale = 1 / math.sqrt(_largest_eigenvalue(kernel, self.shape))
@@ -131,6 +157,7 @@ class RadialNUFFT(LinearOperator):
         self.interpolation_adjoint = tuple(matrix.t().to_sparse_csr().t() for matrix in self.interpolation)
         self._cache: dict[tuple[torch.dtype, torch.device], tuple] = {}
         self._weights: torch.Tensor | None = None
+        self._data_weights: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def weights(self) -> torch.Tensor:
@@ -168,15 +195,29 @@ class RadialNUFFT(LinearOperator):
                                 tuple(matrix.to(device, real) for matrix in self.interpolation_adjoint))
         return self._cache[key]
 
+    def with_maps(self, maps: torch.Tensor | None) -> "RadialNUFFT":
+        """This operator with coil ``maps`` (Nc, H, W) or (B, Nc, H, W) (None: single-coil), sharing the
+        trajectory, scale, Toeplitz kernel, interpolation matrices and density weights (nothing recomputed)."""
+        self._data_term()  # computed once here (with the density weights), so that every copy shares them
+        copied = copy.copy(self)
+        copied.maps = _checked_maps(maps, self.shape)
+        return copied
+
+    def _interpolate(self, values: torch.Tensor, adjoint: bool) -> torch.Tensor:
+        """s N x for coil images (B, Nc, H, W) -> (B, Nc, K), or s N^H y (``adjoint``) for (B, Nc, K)."""
+        nufft, nufft_adjoint, trajectory, _, matrices, transposed = self._operators(values.dtype, values.device)
+        values = values.contiguous()  # e.g. one contrast of (B, C, Nc, K): the interpolation views its input
+        if adjoint:
+            return self.scale * nufft_adjoint(values, trajectory, interp_mats=transposed)
+        return self.scale * nufft(values, trajectory, interp_mats=matrices)
+
     def _nufft(self, image: torch.Tensor) -> torch.Tensor:
-        """s N x for coil images (B, Nc, H, W) -> (B, Nc, K)."""
-        nufft, _, trajectory, _, matrices, _ = self._operators(image.dtype, image.device)
-        return self.scale * nufft(image, trajectory, interp_mats=matrices)
+        """s N x for coil images (B, Nc, H, W) -> (B, Nc, K), differentiable (:class:`_Interpolation`)."""
+        return _Interpolation.apply(image, self, False)
 
     def _nufft_adjoint(self, samples: torch.Tensor) -> torch.Tensor:
-        """s N^H y for samples (B, Nc, K) -> coil images (B, Nc, H, W)."""
-        _, adjoint, trajectory, _, _, matrices = self._operators(samples.dtype, samples.device)
-        return self.scale * adjoint(samples, trajectory, interp_mats=matrices)
+        """s N^H y for samples (B, Nc, K) -> coil images (B, Nc, H, W), differentiable."""
+        return _Interpolation.apply(samples, self, True)
 
     def _coil_images(self, image: torch.Tensor) -> torch.Tensor:
         """(S_c x)_c (B, Nc, H, W) for images (B, H, W) (Nc = 1 without maps)."""
@@ -219,9 +260,52 @@ class RadialNUFFT(LinearOperator):
         kernel = self._operators(coil_images.dtype, coil_images.device)[3]
         return self._combined(tkbn.ToepNufft()(coil_images, kernel))
 
+    def _data_term(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(d (K,) float64, the Toeplitz filter of A^H D A), computed on first use: the data term's weights
+        d = c w / lambda_max(A^H (c w) A), the density weights of :attr:`weights` scaled so that the data term's
+        gradient is 1-Lipschitz, as for the Cartesian P F."""
+        if self._data_weights is None:
+            weights = self.weights
+            kernel = _toeplitz_kernel(self.trajectory, self.shape, self.numpoints, weights) * self.scale ** 2
+            largest = _largest_eigenvalue(kernel, self.shape)
+            self._data_weights = (weights / largest, kernel / largest)
+        return self._data_weights
+
+    def _data_weights_like(self, samples: torch.Tensor) -> torch.Tensor:
+        return self._data_term()[0].to(samples.device, samples.real.dtype)
+
+    def data_fidelity(self, image: torch.Tensor, measurements: torch.Tensor) -> torch.Tensor:
+        """f(x) = 1/2 sum_k d_k |(A x - y)_k|^2 per sample: the density-weighted least squares of radial
+        reconstruction (d from :meth:`_data_term`; it equalises the sampling density, without which the
+        data term's Hessian A^H A spans two orders of magnitude from the k-space centre to the edge)."""
+        residual = self.forward(image) - measurements
+        weighted = self._data_weights_like(residual) * residual.abs().square()
+        return 0.5 * weighted.flatten(1).sum(1)
+
+    def data_fidelity_gradient(self, image: torch.Tensor, measurements: torch.Tensor) -> torch.Tensor:
+        """grad f(x) = A^H D (A x - y)."""
+        residual = self.forward(image) - measurements
+        return self.adjoint(self._data_weights_like(residual) * residual)
+
+    def data_gradient(self, measurements: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """x -> A^H D A x - A^H D y with A^H D y computed once and A^H D A by its Toeplitz embedding (FFTs
+        only: cheaper than the NUFFT pair, and cheap to differentiate)."""
+        projected = self.adjoint(self._data_weights_like(measurements) * measurements)
+        kernel = self._data_term()[1]
+
+        def gradient(image: torch.Tensor) -> torch.Tensor:
+            coil_images = self._coil_images(image)
+            filtered = tkbn.ToepNufft()(coil_images, kernel.to(coil_images.device, coil_images.dtype))
+            return self._combined(filtered) - projected
+
+        return gradient
+
+    def coil_zero_filled(self, measurements: torch.Tensor) -> torch.Tensor:
+        """The density-compensated coil images s N^H (c w y_c) (B, Nc, H, W) (see :attr:`weights`)."""
+        samples = self._coil_samples(measurements)
+        return self._nufft_adjoint(self.weights.to(samples.device, samples.real.dtype) * samples)
+
     def zero_filled(self, measurements: torch.Tensor) -> torch.Tensor:
         """The density-compensated image A^H (c w y) (see :attr:`weights`): for a full radial
         trajectory (spokes >= pi / 2 max(H, W)) it approximates a smooth image x from y = A x."""
-        samples = self._coil_samples(measurements)
-        weights = self.weights.to(samples.device, samples.real.dtype)
-        return self._combined(self._nufft_adjoint(weights * samples))
+        return self._combined(self.coil_zero_filled(measurements))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from typing import Callable
 
 import torch
 
@@ -45,6 +46,11 @@ class LinearOperator(ABC):
     def data_fidelity_gradient(self, image: torch.Tensor, measurements: torch.Tensor) -> torch.Tensor:
         """grad f(x) = A^H (A x - y), the gradient of f as a real function of (Re x, Im x)."""
         return self.adjoint(self.forward(image) - measurements)
+
+    def data_gradient(self, measurements: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """x -> grad f(x) for fixed measurements y (what the solver calls at every step):
+        :meth:`data_fidelity_gradient`; an operator with a cheap normal operator may precompute A^H y."""
+        return lambda image: self.data_fidelity_gradient(image, measurements)
 
     def norm(self, image_like: torch.Tensor, iterations: int = POWER_ITERATIONS) -> float:
         """||A|| = sqrt(largest eigenvalue of A^H A), by power iteration from a seeded random image shaped like

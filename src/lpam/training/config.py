@@ -13,6 +13,7 @@ from lpam.models.lpam_net import MODES, LPAMNetConfig
 from lpam.models.registry import ModelConfig, model_config_from_dict, model_type_of
 from lpam.options import check_unique, checked_options, load_yaml
 from lpam.physics.masks import MaskSpec
+from lpam.physics.radial import TrajectorySpec
 from lpam.data.augment import AugmentConfig
 
 COIL_MAPS = ("simulated", "measured")
@@ -56,7 +57,8 @@ class DataConfig:
     y_c = P F S_c x with the maps of lpam.physics.coils.simulate_coil_maps (sum_c |S_c|^2 = 1), given to the
     model as ``maps`` (docs/method.md section 1). ``coil_maps: measured`` instead trains on the measured coil
     k-space and stored maps of a dataset prepared with ``--keep-coils`` (``coils`` then optional: if given,
-    it must be the dataset's coil count)."""
+    it must be the dataset's coil count). ``trajectory`` ({kind, spokes, readout}) measures every sample on that
+    radial trajectory (the NUFFT) instead of a mask; it excludes ``mask``."""
 
     source: str = "embedded"
     contrasts: list[str] = field(default_factory=lambda: ["T1", "T2"])
@@ -66,6 +68,21 @@ class DataConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     coils: int | None = None
     coil_maps: str = "simulated"
+    trajectory: TrajectorySpec | None = None
+
+
+def _trajectory_from(data_raw: dict) -> TrajectorySpec:
+    """data.trajectory as a TrajectorySpec: a mapping {kind, spokes, readout}, exclusive with data.mask."""
+    if "mask" in data_raw:
+        raise ValueError("data.trajectory and data.mask exclude each other: measure on a trajectory or with a mask")
+    raw = data_raw["trajectory"]
+    if isinstance(raw, TrajectorySpec):
+        return raw
+    values = checked_options(TrajectorySpec, dict(raw), "data.trajectory section", prefix="data.trajectory")
+    try:
+        return TrajectorySpec(**values)
+    except ValueError as error:
+        raise ValueError(f"data.{error}") from None
 
 
 @dataclass
@@ -124,6 +141,8 @@ class TrainConfig:
             data_raw["mask"] = MaskConfig(**mask_raw)
         if "augment" in data_raw:
             data_raw["augment"] = AugmentConfig.from_dict(dict(data_raw["augment"]))
+        if data_raw.get("trajectory") is not None:
+            data_raw["trajectory"] = _trajectory_from(data_raw)
         train_raw = dict(checked_options(TrainSettings, dict(raw.get("train") or {}), "train section", prefix="train"))
         if "schedule" in train_raw:
             train_raw["schedule"] = [Stage(**checked_options(Stage, dict(s), "train.schedule section",
@@ -166,6 +185,7 @@ class TrainConfig:
         if len(self.data.contrasts) != self.model.contrasts:
             raise ValueError(f"data.contrasts lists {len(self.data.contrasts)} contrasts, model.contrasts is {self.model.contrasts}")
         self._validate_coils()
+        self._validate_trajectory()
         for name in ("lr", "lr_steps"):
             if not getattr(self.train, name) > 0:
                 raise ValueError(f"train.{name} must be positive")
@@ -197,6 +217,16 @@ class TrainConfig:
             if getattr(self.model, name, 1) < 1:
                 raise ValueError(f"model.{name} must be a whole number >= 1, got {getattr(self.model, name)!r}")
 
+    def _validate_trajectory(self) -> None:
+        if self.data.trajectory is None:
+            return
+        if self.data.coil_maps == "measured":
+            raise ValueError("data.trajectory simulates k-space on the trajectory; measured coil k-space "
+                             "(data.coil_maps: measured) is Cartesian")
+        if getattr(self.model, "initial_image", None) == "learned":
+            raise ValueError("model.initial_image 'learned' works on Cartesian k-space; use 'zero-filled' with "
+                             "data.trajectory")
+
     def _validate_coils(self) -> None:
         if self.data.coil_maps not in COIL_MAPS:
             raise ValueError(f"unknown data.coil_maps {self.data.coil_maps!r}; choose one of {', '.join(COIL_MAPS)}")
@@ -210,5 +240,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
+        if self.data.trajectory is not None:  # the mask is unused: left out, so that the dict loads again
+            del values["data"]["mask"]
         values["model"] = {"type": model_type_of(self.model), **values["model"]}
         return values

@@ -10,10 +10,10 @@ import torch
 from lpam.data.sources import EvaluationData, load_evaluation_data
 from lpam.data.transforms import DataTransform, MaskDraw, collate, data_transform, evaluation_samples, fixed_masks
 from lpam.physics.masks import make_mask
-from lpam.physics.mri import MRIPhysics
-from lpam.training.config import MaskConfig, TrainConfig
+from lpam.physics.mri import ContrastPhysics
+from lpam.training.config import DataConfig, MaskConfig, TrainConfig
 
-Batch = tuple[torch.Tensor, MRIPhysics, torch.Tensor]  # (k-space, physics, targets |x|)
+Batch = tuple[torch.Tensor, ContrastPhysics, torch.Tensor]  # (k-space, physics, targets |x|)
 
 
 @lru_cache(maxsize=512)
@@ -34,6 +34,11 @@ def mask_for(config: MaskConfig, shape: tuple[int, int], index: int) -> torch.Te
 def pool_draw(config: MaskConfig) -> MaskDraw:
     """Each training sample draws one mask of the pool."""
     return lambda shape, index, rng: mask_for(config, shape, int(rng.integers(config.pool)))
+
+
+def sampling_draw(config: DataConfig) -> MaskDraw:
+    """The training samples' draw: the trajectory of ``data.trajectory`` (every sample), else a pool mask."""
+    return fixed_masks(config.trajectory) if config.trajectory is not None else pool_draw(config.mask)
 
 
 def validation_masks(config: MaskConfig, shape: tuple[int, int], count: int) -> torch.Tensor:
@@ -66,10 +71,10 @@ def make_batch(transform: DataTransform, indices: list[int], seed: int, seed_key
 
 
 def validation_data(config: TrainConfig) -> Batch:
-    """The first ``val_slices`` of the validation split with the validation mask(s) (:func:`validation_masks`),
-    noise-free, no augmentation."""
+    """The first ``val_slices`` of the validation split with the validation mask(s) (:func:`validation_masks`)
+    or the trajectory, noise-free, no augmentation."""
     split = load_evaluation_data(config.data.source, config.data.val_split, contrasts=config.data.contrasts)
     count = len(range(split.images.shape[0])[slice(config.train.val_slices)])
-    masks = validation_masks(config.data.mask, tuple(split.images.shape[-2:]), count)
+    masks = config.data.trajectory or validation_masks(config.data.mask, tuple(split.images.shape[-2:]), count)
     transform = config_transform(split, config, fixed_masks(masks), augment=False)
     return evaluation_samples(transform, list(range(count)))

@@ -30,7 +30,7 @@ from lpam.models.registry import build_model
 from lpam.training.config import Stage, TrainConfig, lr_factor
 from lpam.training.distributed import barrier, join_process_group, leave_process_group, mean_over_processes
 from lpam.training.run_files import Position, append_csv, config_text, resumed_position, truncate_csv
-from lpam.training.samples import Batch, config_transform, make_batch, pool_draw, validation_data
+from lpam.training.samples import Batch, config_transform, make_batch, sampling_draw, validation_data
 from lpam.training.warm_start import warm_start
 
 
@@ -138,7 +138,7 @@ class Trainer:
 
         config, group = self.config, self.group
         train_data = load_evaluation_data(config.data.source, config.data.train_split, contrasts=config.data.contrasts)
-        self.transform = config_transform(train_data, config, pool_draw(config.data.mask))
+        self.transform = config_transform(train_data, config, sampling_draw(config.data))
         self.val_data = validation_data(config) if group.is_main else None
         self.writer = SummaryWriter(log_dir=str(self.run_dir / "events"),
                                     purge_step=self.position.global_step) if group.is_main else None

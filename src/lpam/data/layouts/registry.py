@@ -12,6 +12,7 @@ from lpam.data.layouts.base import DatasetLayout, ReadOptions, Subject
 from lpam.data.layouts.bids import BidsLayout
 from lpam.data.layouts.brats import BratsLayout
 from lpam.data.layouts.h5 import H5Layout
+from lpam.data.layouts.ismrmrd import IsmrmrdLayout
 from lpam.data.layouts.ixi import IxiLayout
 from lpam.data.layouts.mat import MatLayout
 from lpam.data.layouts.npz import NpzLayout
@@ -21,6 +22,7 @@ LAYOUTS: dict[str, DatasetLayout] = {layout.name: layout for layout in (
     BidsLayout(),
     IxiLayout(),
     H5Layout(),
+    IsmrmrdLayout(),
     MatLayout(),
     NpzLayout(),
 )}
@@ -28,8 +30,9 @@ LAYOUTS: dict[str, DatasetLayout] = {layout.name: layout for layout in (
 
 def detect_format(root: Path) -> str:
     """The first layout, by ``detection_rank``, that recognises ``root``: ``bids`` when sub-* folders exist,
-    ``ixi`` for flat IXI file names, ``brats`` when subject folders hold BraTS file names, ``h5`` for recognised
-    HDF5 files, ``mat`` for T1.mat-style files, ``npz`` for one .npz file or .npz files holding contrast arrays."""
+    ``ixi`` for flat IXI file names, ``brats`` when subject folders hold BraTS file names, ``ismrmrd`` for HDF5
+    files with an ISMRMRD header, ``h5`` for recognised HDF5 files, ``mat`` for T1.mat-style files, ``npz`` for
+    one .npz file or .npz files holding contrast arrays."""
     for layout in sorted(LAYOUTS.values(), key=lambda layout: layout.detection_rank):
         if layout.detect(root):
             return layout.name
