@@ -187,20 +187,8 @@ def reconstruct_files(
     contrasts = check_unique(contrasts if contrasts else CONTRAST_NAMES[: len(paths)])
     if len(contrasts) != len(paths):
         raise ValueError(f"{len(paths)} input files but {len(contrasts)} contrast names")
-    if input_type == "ismrmrd":
-        stacked, physics, request = _ismrmrd_input(paths, mask_file, estimate_maps)
-        sampling = None  # recorded in metrics.json, which image input alone has
-    elif isinstance(mask, TrajectorySpec) or trajectory_file is not None:
-        stacked, physics, request = _trajectory_input(paths, input_type, mask, mask_file, trajectory_file, image_size,
-                                                      slice_axis)
-        sampling = samples_per_pixel(physics)
-    else:
-        arrays = _read_inputs(paths, input_type, slice_axis)
-        sampling = _sampling(arrays, input_type, mask_file, mask)
-        built = mask_file is None and input_type == "image"  # else the mask came from a file or the k-space
-        request = (mask or MaskSpec()) if built else infer_mask_spec(sampling)
-        stacked = np.stack(arrays, axis=1)  # (S, C, H, W), or multi-coil k-space (S, C, Nc, H, W)
-        physics = measured_physics(torch.from_numpy(stacked), sampling, estimate_maps)
+    stacked, physics, request, sampling = _measurements(paths, input_type, mask, mask_file, trajectory_file,
+                                                        image_size, slice_axis, estimate_maps)
     checkpoint, described = resolve_checkpoint(checkpoint, request, contrasts)
     model = load_model(checkpoint, map_location=device)
     if len(paths) != model.config.contrasts:
@@ -223,6 +211,26 @@ def reconstruct_files(
         _write_preview_and_metrics(out, recon, baseline, reference, contrasts, label, rate)
     names += ["preview.png"] + (["metrics.json"] if reference is not None else [])
     return [Path(out_dir) / name for name in names], described
+
+
+def _measurements(paths: list[Path], input_type: str, mask: MaskSpec | TrajectorySpec | None,
+                  mask_file: str | Path | None, trajectory_file: str | Path | None,
+                  image_size: tuple[int, int] | None, slice_axis: str | None, estimate_maps: str) -> tuple:
+    """(stacked arrays, physics, the sampling a default model is chosen for, the sampling recorded in
+    metrics.json) for ISMRMRD files, trajectory input or Cartesian images / k-space."""
+    if input_type == "ismrmrd":
+        stacked, physics, request = _ismrmrd_input(paths, mask_file, estimate_maps)
+        return stacked, physics, request, None  # metrics.json, which records the sampling, needs image input
+    if isinstance(mask, TrajectorySpec) or trajectory_file is not None:
+        stacked, physics, request = _trajectory_input(paths, input_type, mask, mask_file, trajectory_file, image_size,
+                                                      slice_axis)
+        return stacked, physics, request, samples_per_pixel(physics)
+    arrays = _read_inputs(paths, input_type, slice_axis)
+    sampling = _sampling(arrays, input_type, mask_file, mask)
+    built = mask_file is None and input_type == "image"  # else the mask came from a file or the k-space
+    request = (mask or MaskSpec()) if built else infer_mask_spec(sampling)
+    stacked = np.stack(arrays, axis=1)  # (S, C, H, W), or multi-coil k-space (S, C, Nc, H, W)
+    return stacked, measured_physics(torch.from_numpy(stacked), sampling, estimate_maps), request, sampling
 
 
 def _write_preview_and_metrics(out: Path, recon: np.ndarray, baseline: np.ndarray, reference: np.ndarray | None,

@@ -68,6 +68,16 @@ def _dataset_for(model: torch.nn.Module, payload: dict, data: str, split: str,
     return load_evaluation_data(data, split, slices, contrasts)
 
 
+def _check_map_estimate(estimate_maps: str | None, mask: MaskSpec | TrajectorySpec | None, coils: int | None,
+                        measured_coils: bool) -> None:
+    """Coil maps are estimated from multi-coil Cartesian k-space only."""
+    if estimate_maps is not None and isinstance(mask, TrajectorySpec):
+        raise ValueError("--estimate-maps works on Cartesian k-space; on a trajectory the simulated maps are used")
+    if estimate_maps is not None and coils is None and not measured_coils:
+        raise ValueError("estimating coil maps needs multi-coil k-space: give the number of coils too, or a "
+                         "dataset prepared with --keep-coils")
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path | None,
     out_dir: str | Path,
@@ -98,11 +108,7 @@ def evaluate_checkpoint(
     model, payload = load_model_with_checkpoint(checkpoint, map_location=device)
     dataset = _dataset_for(model, payload, data, split, slices, contrasts)
     measured_coils = coils is None and dataset.coil_images is not None
-    if estimate_maps is not None and isinstance(mask, TrajectorySpec):
-        raise ValueError("--estimate-maps works on Cartesian k-space; on a trajectory the simulated maps are used")
-    if estimate_maps is not None and coils is None and not measured_coils:
-        raise ValueError("estimating coil maps needs multi-coil k-space: give the number of coils too, or a "
-                         "dataset prepared with --keep-coils")
+    _check_map_estimate(estimate_maps, mask, coils, measured_coils)
     sampling, mask_described, label = _sampling(mask, mask_file, tuple(dataset.images.shape[-2:]))
     positions = list(range(dataset.images.shape[0]))
     show = positions[len(positions) // 2]
