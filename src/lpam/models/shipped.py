@@ -46,6 +46,9 @@ SHIPPED: tuple[ShippedModel, ...] = (
     ShippedModel("lpam_net_joint_radial20.pt", ("radial",), (0.2,)),
     ShippedModel("lpam_net_joint3_radial20.pt", ("radial",), (0.2,), ("T1", "T2", "PD")),
     ShippedModel("unet_joint_radial20.pt", ("radial",), (0.2,), family="unet-joint"),
+    ShippedModel("lpam_net_joint_cartesian.pt", ("cartesian-random", "cartesian-equispaced"), (0.25, 0.125)),
+    ShippedModel("unet_joint_cartesian.pt", ("cartesian-random", "cartesian-equispaced"), (0.25, 0.125),
+                 family="unet-joint"),
 )
 
 
