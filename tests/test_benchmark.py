@@ -47,6 +47,10 @@ def test_unet_starts_as_data_consistent_zero_filled_and_keeps_measured_kspace():
         model(kspace, physics, mode="convergent")
 
 
+CARTESIAN_POOL = {"kind": "cartesian-random", "rate": None, "acceleration": 4, "pool": 2,
+                  "mix": [{"kind": "cartesian-equispaced", "rate": None, "acceleration": 8}]}
+
+
 def tiny_checkpoints(folder):
     """Tiny untrained models saved with a tiny train_config, as the shipped weights would be."""
     torch.manual_seed(0)
@@ -58,6 +62,11 @@ def tiny_checkpoints(folder):
         "unet_joint_radial20.pt": {"model": {"type": "unet", "channels": 4, "pools": 1}},
         "lpam_net_joint3_radial20.pt": {"model": {"phases": 1, "features": 16, "contrasts": 3},
                                         "data": {"contrasts": ["T1", "T2", "PD"]}},
+        "lpam_net_joint_cartesian.pt": {"model": {"phases": 1, "features": 8, "step_rule": "descent",
+                                                  "reg_weight_init": 0.01, "padding": "circular"},
+                                        "data": {"mask": CARTESIAN_POOL}},
+        "unet_joint_cartesian.pt": {"model": {"type": "unet", "channels": 4, "pools": 1},
+                                    "data": {"mask": CARTESIAN_POOL}},
     }
     for name, raw in configs.items():
         data = {"mask": {"kind": "radial", "rate": 0.2, "pool": 2}, **raw.get("data", {})}
@@ -75,8 +84,8 @@ def test_benchmark_end_to_end(tmp_path, monkeypatch):
                                        tv_iterations=3, progress=False)
     assert set(metrics["methods"]) == set(METHODS) - {"lpam-net-3c"}  # the T1, T2 methods
     for method, per_mask in metrics["methods"].items():
-        # the radial network's transfer row runs only where another network is the mask's default: none shipped yet
-        run_on = [] if method == "lpam-net-radial" else masks
+        # the radial network's transfer row runs only where another network is the mask's default (Cartesian)
+        run_on = ["cartesian-random-8x"] if method == "lpam-net-radial" else masks
         assert set(per_mask) == set(run_on)
         for mask in run_on:
             for contrast in ("T1", "T2"):

@@ -20,6 +20,8 @@ EXPECTED = {  # file: (model type, coupling, parameter range, contrasts)
     "unet_joint_radial20.pt": ("unet", None, (1_000_000, 3_000_000), PAIR),
     "lpam_net_joint3_radial20.pt": ("lpam-net", "joint", (50_000, 60_000), TRIPLE),
     "lpam_net_joint2_finetuned_radial20.pt": ("lpam-net", "joint", (50_000, 60_000), PAIR),  # its control
+    "lpam_net_joint_cartesian.pt": ("lpam-net", "joint", (50_000, 60_000), PAIR),
+    "unet_joint_cartesian.pt": ("unet", None, (1_000_000, 3_000_000), PAIR),
 }
 
 
