@@ -29,6 +29,17 @@ def _check_tensor(name: str, value: object) -> None:
                         "torch.from_numpy(...)")
 
 
+def check_kspace_values(measurements: torch.Tensor, dtypes: tuple[torch.dtype, ...]) -> None:
+    """k-space must be complex, finite and of one of ``dtypes``."""
+    if not measurements.is_complex():
+        raise ValueError(f"k-space must be complex, got dtype {measurements.dtype}")
+    if not torch.isfinite(torch.view_as_real(measurements)).all():
+        raise ValueError("k-space contains NaN or infinite values")
+    if measurements.dtype not in dtypes:
+        raise TypeError(f"k-space must be {' or '.join(map(str, dtypes))}, got {measurements.dtype}; convert "
+                        f"it with kspace.to({dtypes[0]})")
+
+
 def contrast_operators(mask: torch.Tensor, num_contrasts: int,
                        maps: torch.Tensor | None = None) -> list[ContrastOperator]:
     """One operator per contrast: ``mask`` is (H, W) or (B, H, W) shared, or (B, C, H, W) per contrast;
@@ -144,15 +155,9 @@ class MRIPhysics(ContrastPhysics):
                              f"{measurements.shape[2]} coils")
         if measurements.shape[1] != self.contrasts:
             raise ValueError(f"the physics has {self.contrasts} contrasts, the k-space {measurements.shape[1]}")
-        if not measurements.is_complex():
-            raise ValueError(f"k-space must be complex, got dtype {measurements.dtype}")
-        if tuple(measurements.shape[-2:]) != self.shape:
+        if measurements.is_complex() and tuple(measurements.shape[-2:]) != self.shape:
             raise ValueError(f"k-space has spatial shape {tuple(measurements.shape[-2:])}, mask {self.shape}")
-        if not torch.isfinite(torch.view_as_real(measurements)).all():
-            raise ValueError("k-space contains NaN or infinite values")
-        if measurements.dtype not in dtypes:
-            raise TypeError(f"k-space must be {' or '.join(map(str, dtypes))}, got {measurements.dtype}; convert "
-                            f"it with kspace.to({dtypes[0]})")
+        check_kspace_values(measurements, dtypes)
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "MRIPhysics":
         """This physics on ``device`` (coil maps in the complex ``dtype`` when given); itself if nothing moves."""

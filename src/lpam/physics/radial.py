@@ -19,7 +19,7 @@ import torch
 
 from lpam.physics.coils import maps_per_contrast, root_sum_of_squares
 from lpam.physics.masks import checked_shape
-from lpam.physics.mri import NETWORK_DTYPES, ContrastPhysics
+from lpam.physics.mri import NETWORK_DTYPES, ContrastPhysics, check_kspace_values
 from lpam.physics.nufft import RadialNUFFT, radial_trajectory
 
 TRAJECTORY_KINDS = ("radial-golden", "radial-uniform")  # --trajectory: golden-angle or uniform spoke angles
@@ -160,13 +160,7 @@ class RadialMRIPhysics(ContrastPhysics):
             raise ValueError(f"the physics has {self.contrasts} contrasts, the k-space {measurements.shape[1]}")
         if measurements.shape[-1] != self.samples:
             raise ValueError(f"the trajectory has K = {self.samples} samples, the k-space {measurements.shape[-1]}")
-        if not measurements.is_complex():
-            raise ValueError(f"k-space must be complex, got dtype {measurements.dtype}")
-        if not torch.isfinite(torch.view_as_real(measurements)).all():
-            raise ValueError("k-space contains NaN or infinite values")
-        if measurements.dtype not in dtypes:
-            raise TypeError(f"k-space must be {' or '.join(map(str, dtypes))}, got {measurements.dtype}; convert "
-                            f"it with kspace.to({dtypes[0]})")
+        check_kspace_values(measurements, dtypes)
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "RadialMRIPhysics":
         """This physics with its maps on ``device`` (the operators follow their input's device and dtype)."""
