@@ -169,6 +169,30 @@ def test_descent_rule_objective_weight_is_learned_inside_phi():
     assert model.log_reg_weight.grad is not None and model.log_reg_weight.grad.abs().sum() > 0
 
 
+def gradients_of_a_training_step(model: LPAMNet, **options) -> tuple[dict[str, torch.Tensor], History]:
+    kspace, physics, images = sample(batch=2)
+    history = History()
+    model.zero_grad(set_to_none=True)
+    out = model(kspace, physics, mode="convergent", measure_descent=True, history=history, **options)
+    ((out.abs() - images).square().mean() + model.descent_violation).backward()
+    return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}, history
+
+
+def test_checkpointed_phases_give_the_same_gradients_through_both_branches():
+    """Recomputing each phase in the backward pass (torch.utils.checkpoint) changes nothing but memory."""
+    model = descent_model(phases=4)
+    model.train()
+    with torch.no_grad():  # large steps on phases 0 and 2: their learned steps are rejected, the safeguard runs
+        model.alpha[0::2].fill_(40.0)
+    plain, history = gradients_of_a_training_step(model)
+    assert {"residual", "safeguard"} <= {b for sample in history.branch for b in sample}
+    recomputed, again = gradients_of_a_training_step(model, checkpoint_phases=True)
+    assert again.branch == history.branch and plain.keys() == recomputed.keys()
+    assert "abar" in plain  # the safeguard step was trained
+    for name, grad in plain.items():
+        torch.testing.assert_close(recomputed[name], grad, rtol=1e-5, atol=1e-8, msg=name)
+
+
 def test_descent_violation_is_zero_exactly_for_sufficient_decrease():
     from lpam.algorithm.lpam import Objective, SmoothFunction, descent_violation
     from lpam.algorithm.regularizer import Regularizer, Term

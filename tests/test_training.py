@@ -162,6 +162,7 @@ def test_run_directory_and_resume_errors(tmp_path):
         ({"data": {"coils": 2.5}}, "data.coils must be a whole number"),
         ({"data": {"coils": 4, "coil_maps": "espirit"}}, "unknown data.coil_maps"),
         ({"data": {"coils": 4}, "model": {"initial_image": "learned"}}, "single-coil k-space only"),
+        ({"train": {"checkpoint_phases": "yes"}}, "checkpoint_phases must be true or false"),
     ],
 )
 def test_config_errors(tmp_path, change, message):
@@ -234,3 +235,23 @@ def test_convergent_training_lowers_the_loss_and_resumes_exactly(tmp_path, monke
     for key in expected:
         torch.testing.assert_close(got[key], expected[key], rtol=0, atol=0)
     assert resumed.is_file()
+
+
+def test_checkpointed_phases_train_to_the_same_weights(tmp_path):
+    """train.checkpoint_phases recomputes the phases in the backward pass: the weights after a plain and a
+    convergent epoch equal those of the run that stores them (up to float rounding of the recomputation)."""
+    stored = trainer.train(convergent_config(steps=2, epochs=2), tmp_path / "stored", quiet=True)
+    config = convergent_config(steps=2, epochs=2)
+    config.train.checkpoint_phases = True
+    recomputed = trainer.train(config, tmp_path / "recomputed", quiet=True)
+    expected, got = load_checkpoint(stored)["model"], load_checkpoint(recomputed)["model"]
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=1e-4, atol=1e-6, msg=key)
+
+
+def test_checkpointed_phases_need_lpam_net():
+    raw = copy.deepcopy(TINY)
+    raw["model"] = {"type": "unet", "channels": 4}
+    raw["train"].update(checkpoint_phases=True, schedule=[{"phases": 1, "epochs": 1}])
+    with pytest.raises(ValueError, match="checkpoint_phases needs LPAM-net"):
+        TrainConfig.from_dict(raw)

@@ -30,6 +30,7 @@ from typing import ClassVar
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from lpam.algorithm.lpam import Constants, History, StepSizes, initial_state, lpam_iteration
 from lpam.algorithm.regularizer import Regularizer, Term
@@ -238,13 +239,16 @@ class LPAMNet(nn.Module):
         history: History | None = None,
         iterates: list[torch.Tensor] | None = None,
         measure_descent: bool = False,
+        checkpoint_phases: bool = False,
     ) -> torch.Tensor:
         """Run ``phases`` (default: the trained K; more repeat the last phase's steps) on the measurements
         ``kspace`` of ``physics``: single-coil (B, C, H, W), or multi-coil (B, C, Nc, H, W) with coil maps in
         the physics (each data term then summed over the coils, A_j = P F S_c). ``history`` (if given)
         receives one record per phase and ``iterates`` (if given) the images x^k (B, C, H, W) after each phase;
         ``measure_descent`` (training) sets ``descent_violation`` to the learned steps' mean violation of the
-        acceptance test's sufficient decrease, in either mode."""
+        acceptance test's sufficient decrease, in either mode. ``checkpoint_phases`` (training) keeps no
+        activations inside a phase and recomputes them in the backward pass (torch.utils.checkpoint, one phase
+        at a time): the same gradients for about one more forward pass, at a fraction of the memory."""
         phases = self._checked_call(kspace, physics, phases, mode)
         physics = physics.to(kspace.device)
         adjoint_images = physics.zero_filled(kspace)
@@ -255,11 +259,16 @@ class LPAMNet(nn.Module):
         state = initial_state(list(x0.unbind(1)), self.eps0.abs(), len(self.eps0))
         convergent = mode == "convergent"
         measure = measure_descent and self.training and torch.is_grad_enabled()
+        options = {"safeguard": convergent, "eps_decay": convergent, "record": history is not None,
+                   "measure_violation": measure}
+        recompute = checkpoint_phases and torch.is_grad_enabled()
         for phase in range(phases):
-            state, record = lpam_iteration(
-                objective, state, self.step_sizes(phase), self.constants,
-                safeguard=convergent, eps_decay=convergent, record=history is not None, measure_violation=measure,
-            )
+            steps = self.step_sizes(phase)
+            if recompute:  # the recomputation takes the same branches: every decision is deterministic
+                state, record = checkpoint(lpam_iteration, objective, state, steps, self.constants, use_reentrant=False,
+                                           **options)
+            else:
+                state, record = lpam_iteration(objective, state, steps, self.constants, **options)
             if history is not None:
                 history.append(record)
             if iterates is not None:

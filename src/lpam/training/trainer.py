@@ -184,6 +184,8 @@ class Trainer:
         kspace, physics, targets = make_batch(self.transform, indices, config.train.seed,
                                               (position.stage, position.epoch))
         options = {"measure_descent": True} if config.train.descent_weight > 0 else {}
+        if config.train.checkpoint_phases:
+            options["checkpoint_phases"] = True
         recon = self.network(kspace.to(self.device), physics.to(self.device), phases=stage.phases,
                              mode=config.train.stage_mode(stage), **options)
         loss = training_loss(recon, targets.to(self.device), config.train.ssim_weight)
