@@ -91,16 +91,19 @@ def test_lpam_net_runs_and_trains_on_radial_physics():
 
 
 def test_shipped_registry_and_tv_table_for_trajectories(monkeypatch):
-    """No shipped model was trained on a trajectory: the radial default with a warning; a model trained for
-    the trajectory is chosen exactly, the nearest spokes otherwise. TV weights: tuned entry or nearest."""
+    """The golden-angle 64-spoke network is chosen exactly for its trajectory, as the nearest (with a warning)
+    for other spoke counts and uniform spokes, never for a mask; without a trajectory model the radial mask
+    default is taken with a warning. TV weights: tuned entry or nearest."""
     golden = TrajectorySpec("radial-golden", 64)
     path, _, warning = shipped.default_model(golden)
-    assert path.name == "lpam_net_joint_radial20.pt" and "radial-golden-64" in warning
-    trained = shipped.ShippedModel("golden64.pt", (), (), trajectory=golden)
-    monkeypatch.setattr(shipped, "SHIPPED", shipped.SHIPPED + (trained,))
-    assert shipped.shipped_model_for(golden) == (trained, True)
-    assert shipped.shipped_model_for(TrajectorySpec("radial-golden", 32)) == (trained, False)
+    assert path.name == "lpam_net_joint_golden64.pt" and path.is_file() and warning is None
+    for other in (TrajectorySpec("radial-golden", 32), TrajectorySpec("radial-uniform", 64)):
+        path, _, warning = shipped.default_model(other)
+        assert path.name == "lpam_net_joint_golden64.pt" and other.label() in warning
     assert shipped.shipped_model_for(shipped.MaskSpec())[0].weights == "lpam_net_joint_radial20.pt"
+    monkeypatch.setattr(shipped, "SHIPPED", tuple(m for m in shipped.SHIPPED if m.trajectory is None))
+    path, _, warning = shipped.default_model(golden)
+    assert path.name == "lpam_net_joint_radial20.pt" and "radial-golden-64" in warning
     lam, eps0, note = tuned_tv(golden)
     assert note is None and lam > 0 and eps0 > 0
     assert "radial-golden-64" in tuned_tv(TrajectorySpec("radial-golden", 40))[2]

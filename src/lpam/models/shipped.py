@@ -31,8 +31,7 @@ class ShippedModel:
     rates: tuple[float, ...]
     contrasts: tuple[str, ...] = ("T1", "T2")
     family: str = "lpam-net"  # lpam-net, or unet-joint (the benchmark's learned baseline)
-    # trained on k-space of this trajectory (the NUFFT; kinds and rates then empty), e.g.
-    # ShippedModel("lpam_net_joint_golden64.pt", (), (), trajectory=TrajectorySpec("radial-golden", 64))
+    # trained on k-space of this trajectory (the NUFFT; kinds and rates then empty)
     trajectory: TrajectorySpec | None = None
 
     def describe(self) -> str:
@@ -49,6 +48,7 @@ SHIPPED: tuple[ShippedModel, ...] = (
     ShippedModel("lpam_net_joint_cartesian.pt", ("cartesian-random", "cartesian-equispaced"), (0.25, 0.125)),
     ShippedModel("unet_joint_cartesian.pt", ("cartesian-random", "cartesian-equispaced"), (0.25, 0.125),
                  family="unet-joint"),
+    ShippedModel("lpam_net_joint_golden64.pt", (), (), trajectory=TrajectorySpec("radial-golden", 64)),
 )
 
 
