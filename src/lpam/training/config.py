@@ -106,8 +106,8 @@ class TrainSettings:
     lr_decay: str = "constant"
     ssim_weight: float = 0.1
     descent_weight: float = 0.0  # LPAM-net: weight of the learned steps' descent violation in the loss
-    # LPAM-net: recompute each phase in the backward pass instead of storing it (same gradients, about a third
-    # more time, a fraction of the memory: convergent mode at K = 10 on 160x180 needs about 17 GiB without)
+    # LPAM-net: recompute each phase in the backward pass instead of storing it (same gradients, one more forward
+    # pass; convergent mode at K = 10 on 160x180 peaked at 5.1 GiB with it, about 17 GiB without)
     checkpoint_phases: bool = False
     seed: int = 0
     checkpoint_every: int = 50
