@@ -6,7 +6,9 @@ Phi_eps(x_1..x_N) = sum_j f_j(x_j) + R_eps(x). One iteration, with per-sample de
        z_j = x_j - alpha_j grad f_j(x_j),  u_j = z_j - tau_j grad_j R_eps(u_<j, z_j, x_>j);
 2. accept u when (a) ||grad Phi_eps(x^k)|| <= a ||u - x^k|| and
    (b) Phi_eps(u) - Phi_eps(x^k) <= -(1/a) ||u - x^k||^2   (condition (a) is evaluated at x^k, as the
-   authors' code does; docs/method.md section 7);
+   authors' code does; docs/method.md section 7); with ``learned_backtracks`` = m > 0, a rejected u is
+   recomputed with its step sizes halved, up to m times, and the first halved candidate that passes the same
+   test is accepted (docs/method.md section 4b; m = 0 is the published algorithm);
 3. otherwise the safeguard v_j = x_j - abar_j grad_j Phi_eps(v_<j, x_j, x_>j), with abar_j <- rho abar_j
    while Phi_eps(v) - Phi_eps(x^k) > -(1/c) ||v - x^k||^2 (at most ``max_backtracks`` shrinks; when that
    fails the sample keeps x^k and the failure is recorded);
@@ -27,6 +29,7 @@ from lpam.algorithm.regularizer import Blocks, Regularizer
 from lpam.algorithm.smoothing import squared_norms
 
 Scalar = float | torch.Tensor
+LEARNED_STEP_SHRINK = 0.5  # a rejected residual candidate retries with its step sizes times this (m times at most)
 
 
 @dataclass
@@ -76,6 +79,10 @@ class StepSizes:
     def constant(cls, num_blocks: int, alpha: float, tau: float, abar: float) -> "StepSizes":
         return cls([alpha] * num_blocks, [tau] * num_blocks, [abar] * num_blocks)
 
+    def shrunk(self, factor: float) -> "StepSizes":
+        """The residual step with alpha and tau multiplied by ``factor`` (abar unchanged)."""
+        return StepSizes([factor * a for a in self.alpha], [factor * t for t in self.tau], list(self.abar))
+
 
 @dataclass
 class Constants:
@@ -88,6 +95,7 @@ class Constants:
     rho: float = 0.9
     max_backtracks: int = 40
     tol: float = 1e-5
+    learned_backtracks: int = 0  # halvings of a rejected residual candidate's steps before the safeguard
 
     def __post_init__(self) -> None:
         for name in ("a", "c", "sigma", "tol"):
@@ -96,8 +104,9 @@ class Constants:
         for name in ("gamma", "rho"):
             if not 0 < getattr(self, name) < 1:
                 raise ValueError(f"constant {name} must lie in (0, 1), got {getattr(self, name)}")
-        if self.max_backtracks < 0:
-            raise ValueError(f"max_backtracks must be >= 0, got {self.max_backtracks}")
+        for name in ("max_backtracks", "learned_backtracks"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 0):
+                raise ValueError(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
 
 
 @dataclass
@@ -205,6 +214,37 @@ def residual_candidate(objective: Objective, state: State, steps: StepSizes) -> 
     return u
 
 
+def _passes_test(objective: Objective, state: State, u: Blocks, phi_x: torch.Tensor, grads_x: Blocks,
+                 a: float) -> tuple[torch.Tensor, tuple[torch.Tensor, Blocks]]:
+    """Conditions (a) and (b) of step 2 per sample, and (Phi_eps, grad Phi_eps) at u."""
+    phi_u, grads_u = _evaluate_detached(objective, u, state.eps)
+    with torch.no_grad():
+        step_sq = squared_distance(u, state.blocks)
+        passed = (gradient_norm(grads_x) <= a * step_sq.sqrt()) & (phi_u - phi_x <= -step_sq / a)
+    return passed, (phi_u, grads_u)
+
+
+def accepted_residual(objective: Objective, state: State, steps: StepSizes, constants: Constants, u: Blocks,
+                      phi_x: torch.Tensor, grads_x: Blocks) -> tuple[Blocks, torch.Tensor, torch.Tensor, tuple]:
+    """Step 2: the test on u; samples that fail retry with the residual step sizes times
+    LEARNED_STEP_SHRINK^t, t = 1..``learned_backtracks``. Returns (candidate per sample, accepted, halvings,
+    (Phi_eps, grad Phi_eps) at the candidate)."""
+    accepted, (phi_u, grads_u) = _passes_test(objective, state, u, phi_x, grads_x, constants.a)
+    halvings = torch.zeros_like(accepted, dtype=torch.long)
+    for t in range(1, constants.learned_backtracks + 1):
+        if accepted.all():
+            break
+        shorter = residual_candidate(objective, state, steps.shrunk(LEARNED_STEP_SHRINK**t))
+        passed, (phi_s, grads_s) = _passes_test(objective, state, shorter, phi_x, grads_x, constants.a)
+        newly = passed & ~accepted
+        u = _select(newly, shorter, u)
+        phi_u = torch.where(newly, phi_s, phi_u)
+        grads_u = [torch.where(_expand(newly, g), gs, g) for g, gs in zip(grads_u, grads_s)]
+        halvings = torch.where(newly, t, halvings)
+        accepted = accepted | newly
+    return u, accepted, halvings, (phi_u, grads_u)
+
+
 def safeguard_step(
     objective: Objective,
     state: State,
@@ -279,16 +319,12 @@ def lpam_iteration(
     new_blocks, at_new = u, None  # at_new: (Phi_eps, grad Phi_eps) at x^{k+1} when already evaluated
     if safeguard:
         phi_x, grads_x = state.cached if state.cached is not None else _evaluate_detached(objective, x, state.eps)
-        phi_u, grads_u = _evaluate_detached(objective, u, state.eps)  # x^{k+1}'s values if u is accepted
-        with torch.no_grad():
-            step_sq = squared_distance(u, x)
-            accepted = (gradient_norm(grads_x) <= constants.a * step_sq.sqrt()) & (
-                phi_u - phi_x <= -step_sq / constants.a
-            )
-        at_new = (phi_u, grads_u)
+        u, accepted, backtracks, at_new = accepted_residual(objective, state, steps, constants, u, phi_x, grads_x)
+        new_blocks = u
         if not accepted.all():
-            v, backtracks, failed = safeguard_step(objective, state, steps, constants, phi_x, grads_x, ~accepted)
+            v, shrinks, failed = safeguard_step(objective, state, steps, constants, phi_x, grads_x, ~accepted)
             new_blocks, at_new = _select(accepted, u, v), None
+            backtracks = torch.where(accepted, backtracks, shrinks)
     if state.done.any():
         new_blocks, at_new = _select(state.done, x, new_blocks), None
     check_finite([b.detach() for b in new_blocks], "LPAM iterate (try smaller step sizes)")
