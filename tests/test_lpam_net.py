@@ -193,6 +193,24 @@ def test_checkpointed_phases_give_the_same_gradients_through_both_branches():
         torch.testing.assert_close(recomputed[name], grad, rtol=1e-5, atol=1e-8, msg=name)
 
 
+def test_learned_step_line_search_trains_the_shortened_step():
+    """With learned_backtracks, a too-long learned step (alpha 8 on phases 0 and 2) is halved until it passes the
+    acceptance test instead of going to the safeguard; the step size gets its gradient through the shortened
+    candidate, and recomputing the phases in the backward pass takes the same decisions and gradients."""
+    model = descent_model(phases=4, constants={"learned_backtracks": 4})
+    model.train()
+    with torch.no_grad():
+        model.alpha[0::2].fill_(8.0)
+    plain, history = gradients_of_a_training_step(model)
+    for branches, halvings in zip(history.branch, history.backtracks):
+        assert set(branches) == {"residual"} and halvings[0] >= 1 and halvings[2] >= 1
+    assert plain["alpha"][0].abs().sum() > 0
+    recomputed, again = gradients_of_a_training_step(model, checkpoint_phases=True)
+    assert again.backtracks == history.backtracks
+    for name, grad in plain.items():
+        torch.testing.assert_close(recomputed[name], grad, rtol=1e-5, atol=1e-8, msg=name)
+
+
 def test_descent_violation_is_zero_exactly_for_sufficient_decrease():
     from lpam.algorithm.lpam import Objective, SmoothFunction, descent_violation
     from lpam.algorithm.regularizer import Regularizer, Term

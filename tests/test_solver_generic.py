@@ -99,6 +99,38 @@ def test_safeguard_rescues_a_bad_residual_step():
         check_convergence_machinery(history, sample)
 
 
+def learned_steps(halvings: int) -> tuple[list[list[int]], object]:
+    """The (iteration, halvings) of the accepted learned steps per sample, with alpha = tau = 0.8 (about twice
+    what the smoothed TV term's gradient allows at eps0), and the history."""
+    b = noisy_signals()
+    objective = Objective([data_term(bj) for bj in b], Regularizer([Term(joint_differences, (0, 1), 0.05)]))
+    constants = Constants(sigma=10.0, rho=0.5, tol=1e-4, learned_backtracks=halvings)
+    steps = StepSizes.constant(2, alpha=0.8, tau=0.8, abar=1.0)
+    _, history = solve(objective, [bj.clone() for bj in b], steps, EPS0, constants, ITERATIONS)
+    learned = [[history.backtracks[s][k] for k, branch in enumerate(history.branch[s]) if branch == "residual"]
+               for s in range(2)]
+    return learned, history
+
+
+def test_learned_step_line_search():
+    """Too long a learned step is rejected and the safeguard takes over; with two halvings of its step sizes
+    the shortened learned candidate passes the same test for several more iterations, and the machinery holds."""
+    plain, plain_history = learned_steps(0)
+    searched, history = learned_steps(2)
+    for sample in range(2):
+        assert all(h == 0 for h in plain[sample])
+        assert len(searched[sample]) >= len(plain[sample]) + 3
+        assert set(searched[sample]) - {0} <= {1, 2} and {1, 2} <= set(searched[sample])
+        check_convergence_machinery(plain_history, sample)
+        check_convergence_machinery(history, sample)
+
+
+@pytest.mark.parametrize("value", [-1, 1.5])
+def test_learned_backtracks_must_be_a_count(value):
+    with pytest.raises(ValueError, match="learned_backtracks"):
+        Constants(learned_backtracks=value)
+
+
 def test_joint_tv_denoises():
     out, _ = run(joint_differences, 0.05, alpha=0.1, tau=0.1)
     for x, b, clean in zip(out, noisy_signals(), clean_signals()):

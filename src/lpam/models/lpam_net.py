@@ -68,7 +68,7 @@ class LPAMNetConfig:
     reg_weight_init: float = 1.0
     padding: str = "zeros"
     intensity_reference: float | None = None  # q99 of |A^H y| is mapped to this value (None: no normalisation)
-    constants: dict | None = None  # the network's a, c, sigma, gamma, rho, max_backtracks (lpam.algorithm.lpam.Constants)
+    constants: dict | None = None  # the network's a, c, sigma, ..., learned_backtracks (lpam.algorithm.lpam.Constants)
     modes: ClassVar[tuple[str, ...]] = MODES
 
     def __post_init__(self) -> None:
@@ -91,7 +91,8 @@ class LPAMNetConfig:
             raise ValueError("reg_weight_init applies to step_rule 'descent' (the free rule keeps the weight in tau)")
         if self.constants is not None:
             if not isinstance(self.constants, dict):
-                raise ValueError(f"constants must be a mapping of a, c, sigma, gamma, rho, max_backtracks, tol; "
+                raise ValueError(f"constants must be a mapping of a, c, sigma, gamma, rho, max_backtracks, tol, "
+                                 f"learned_backtracks; "
                                  f"got {self.constants!r}")
             Constants(**checked_options(Constants, self.constants, "model.constants option"))
 
@@ -197,7 +198,7 @@ class LPAMNet(nn.Module):
             self.alpha.fill_(value)
 
     def checkpoint_extras(self) -> dict:
-        """The network's constants a, c, sigma, gamma, rho, max_backtracks, stored beside the weights."""
+        """The network's constants (lpam.algorithm.lpam.Constants), stored beside the weights."""
         return {"constants": asdict(self.constants)}
 
     def load_checkpoint_extras(self, payload: dict) -> None:
