@@ -212,7 +212,7 @@ def _notes(metrics: dict, dataset: EvaluationData, subset: list[int], subset_eve
         + f"; {PRIMARY_MASK} on all {len(full)} slices ({full[0]}-{full[-1]}); the other masks "
         f"on the fixed subset of every {subset_every}th slice "
         f"({', '.join(str(dataset.slice_ids[p]) for p in subset)}) to stay within time.",
-        "† a learned model applied to a mask it was not trained on (the shipped models are trained on radial 20%; "
+        "† a learned model applied to a mask it was not trained on (the shipped models: radial 20%, Cartesian lines; "
         "`lpam benchmark --retrain` trains one per mask).",
         f"TV: {tv_iterations} LPAM iterations, lam and eps0 tuned per mask and coupling on the validation slab "
         "(scripts/tune_tv.py, src/lpam/weights/tv_weights.json).",
