@@ -86,3 +86,9 @@ def test_default_weights_keep_the_convergence_guarantee():
         gap = (evaluate_contrasts(plain.numpy(), truth, list(PAIR))[contrast]["psnr"]["mean"]
                - evaluate_contrasts(convergent.numpy(), truth, list(PAIR))[contrast]["psnr"]["mean"])
         assert abs(gap) <= MAX_PLAIN_GAP_DB
+
+
+@pytest.mark.parametrize("weights", ["lpam_net_joint_radial20.pt", "lpam_net_joint_cartesian.pt"])
+def test_default_networks_search_their_learned_step(weights):
+    """The radial and Cartesian defaults carry the line search on the learned step (docs/method.md 4b)."""
+    assert load_model(WEIGHTS / weights).constants.learned_backtracks == 2

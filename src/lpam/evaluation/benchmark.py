@@ -2,7 +2,7 @@
 
 Methods (docs/method.md sections 3, 4, 7; :mod:`lpam.methods`): zero-filled; joint / separate TV (classical
 LPAM, weight tuned on the validation slab); the learned models from their shipped checkpoints. metrics.json:
-methods -> name -> mask label -> contrast -> metric {mean, std}, plus params and seconds_per_pair per method.
+methods -> name -> mask label -> contrast -> metric {mean, std}, plus params and seconds_per_pair per method and mask.
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ class LearnedModels:
     def __init__(self, checkpoints: dict[tuple[str, str], str | Path] | None, device: str) -> None:
         self.checkpoints, self.device = checkpoints or {}, device
         self.loaded: dict[Path, tuple[torch.nn.Module, list[str]]] = {}
-        self.params: dict[str, int] = {m: 0 for m in CLASSICAL}
+        self.params: dict[str, dict[str, int]] = {}  # method -> mask label -> parameters of its model
         self.trained_on: dict[str, dict[str, list[str]]] = {}
 
     def path_for(self, method: str, mask_label: str) -> Path:
@@ -67,7 +67,7 @@ class LearnedModels:
             model, payload = load_model_with_checkpoint(path, map_location=self.device)
             self.loaded[path] = (model, trained_mask_labels(payload))
         model, trained_masks = self.loaded[path]
-        self.params[method] = count_parameters(model)
+        self.params.setdefault(method, {})[mask_label] = count_parameters(model)
         self.trained_on.setdefault(method, {})[mask_label] = trained_masks
         return model
 

@@ -35,6 +35,7 @@ def results_markdown(metrics: dict, contrasts: Sequence[str], notes: Sequence[st
             marker = " †" if mask in metrics["off_mask"].get(method, []) else ""
             subset = " ‡" if metrics["evaluated_on"][method][mask] == "subset" else ""
             seconds = metrics["seconds_per_pair"][method][mask]
-            lines.append(f"| {method}{marker}{subset} | {metrics['params'][method]:,} | " + " | ".join(cells)
+            params = metrics["params"].get(method, {}).get(mask, 0)  # classical methods: none
+            lines.append(f"| {method}{marker}{subset} | {params:,} | " + " | ".join(cells)
                          + f" | {seconds:.2f} |")
     return "\n".join(lines) + "\n"
