@@ -120,7 +120,7 @@ def test_results_markdown_bolds_the_best_value():
     metrics = {"masks": {"radial-0.20": {"achieved_rate": 0.2}},
                "methods": {"a": {"radial-0.20": metric(30.0)}, "b": {"radial-0.20": metric(31.0)}},
                "off_mask": {}, "evaluated_on": {"a": {"radial-0.20": "all"}, "b": {"radial-0.20": "all"}},
-               "seconds_per_pair": {"a": {"radial-0.20": 1.0}, "b": {"radial-0.20": 2.0}}, "params": {"a": 0, "b": 5}}
+               "seconds_per_pair": {"a": {"radial-0.20": 1.0}, "b": {"radial-0.20": 2.0}}, "params": {"b": {"radial-0.20": 5}}}
     table = results_markdown(metrics, ["T1", "T2"], ["note"])
     row_a = next(line for line in table.splitlines() if line.startswith("| a "))
     row_b = next(line for line in table.splitlines() if line.startswith("| b "))

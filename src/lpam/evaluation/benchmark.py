@@ -21,7 +21,7 @@ from lpam.evaluation.report import machine_description, results_markdown
 from lpam.evaluation.scoring import (MethodResult, Reconstructor, evaluate_method, evaluation_batch,
                                      network_reconstructor, summary, tv_reconstructor, zero_filled)
 from lpam.io import atomic_path, check_output_folder, save_json, staged_outputs
-from lpam.methods import (BENCHMARK_MASKS, BENCHMARK_SAMPLINGS, BENCHMARK_TRAJECTORIES, CLASSICAL, LEARNED, METHODS, PRIMARY_MASK,
+from lpam.methods import (BENCHMARK_MASKS, BENCHMARK_SAMPLINGS, BENCHMARK_TRAJECTORIES, LEARNED, METHODS, PRIMARY_MASK,
                           methods_for, shipped_weights)
 from lpam.models.lpam_net import count_parameters
 from lpam.options import check_unique
