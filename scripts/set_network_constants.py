@@ -6,14 +6,13 @@ shipped radial default got ``learned_backtracks: 2`` after training (README, ben
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 import yaml
 
 from lpam.algorithm.lpam import Constants
+from lpam.io import atomic_path
 
 
 def main() -> None:
@@ -30,10 +29,8 @@ def main() -> None:
     Constants(**constants)  # checks the names and values
     payload["constants"] = constants
     payload["model_config"]["constants"] = {**(payload["model_config"].get("constants") or {}), **changes}
-    handle, temporary = tempfile.mkstemp(dir=args.checkpoint.parent, suffix=".pt")
-    os.close(handle)
-    torch.save(payload, temporary)
-    os.replace(temporary, args.checkpoint)
+    with atomic_path(args.checkpoint) as temporary:
+        torch.save(payload, temporary)
     print(f"{args.checkpoint}: constants {constants}")
 
 

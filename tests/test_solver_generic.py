@@ -100,8 +100,8 @@ def test_safeguard_rescues_a_bad_residual_step():
 
 
 def learned_steps(halvings: int) -> tuple[list[list[int]], object]:
-    """The (iteration, halvings) of the accepted learned steps per sample, with alpha = tau = 0.8 (about twice
-    what the smoothed TV term's gradient allows at eps0), and the history."""
+    """The halvings of each accepted learned step, per sample, with alpha = tau = 0.8 (about twice what the
+    smoothed TV term's gradient allows at eps0), and the history."""
     b = noisy_signals()
     objective = Objective([data_term(bj) for bj in b], Regularizer([Term(joint_differences, (0, 1), 0.05)]))
     constants = Constants(sigma=10.0, rho=0.5, tol=1e-4, learned_backtracks=halvings)

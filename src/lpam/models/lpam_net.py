@@ -25,7 +25,7 @@ network's trained regime.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import ClassVar
 
 import torch
@@ -91,9 +91,8 @@ class LPAMNetConfig:
             raise ValueError("reg_weight_init applies to step_rule 'descent' (the free rule keeps the weight in tau)")
         if self.constants is not None:
             if not isinstance(self.constants, dict):
-                raise ValueError(f"constants must be a mapping of a, c, sigma, gamma, rho, max_backtracks, tol, "
-                                 f"learned_backtracks; "
-                                 f"got {self.constants!r}")
+                names = ", ".join(f.name for f in fields(Constants))
+                raise ValueError(f"constants must be a mapping of {names}; got {self.constants!r}")
             Constants(**checked_options(Constants, self.constants, "model.constants option"))
 
     @property
