@@ -81,7 +81,7 @@ def test_benchmark_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setattr(shipped_module, "WEIGHTS_DIR", tiny_checkpoints(tmp_path / "weights"))
     masks = ["radial-0.20", "cartesian-random-8x"]
     metrics = evaluation.run_benchmark(tmp_path / "bench", masks, slices=slice(0, 4), subset_every=2,
-                                       tv_iterations=3, progress=False)
+                                       tv_iterations=3, progress=False, tv_pd_iterations=3)
     assert set(metrics["methods"]) == set(METHODS) - {"lpam-net-3c"}  # the T1, T2 methods
     for method, per_mask in metrics["methods"].items():
         # the radial network's transfer row runs only where another network is the mask's default (Cartesian)
@@ -106,8 +106,8 @@ def test_benchmark_end_to_end(tmp_path, monkeypatch):
 def test_three_contrast_benchmark(tmp_path, monkeypatch):
     monkeypatch.setattr(shipped_module, "WEIGHTS_DIR", tiny_checkpoints(tmp_path / "weights"))
     metrics = evaluation.run_benchmark(tmp_path / "bench3", ["radial-0.20"], slices=slice(0, 2), tv_iterations=3,
-                                       progress=False, contrasts=("T1", "T2", "PD"))
-    assert set(metrics["methods"]) == {"zero-filled", "joint-tv", "separate-tv", "lpam-net-3c"}
+                                       progress=False, contrasts=("T1", "T2", "PD"), tv_pd_iterations=3)
+    assert set(metrics["methods"]) == {"zero-filled", "joint-tv", "separate-tv", "joint-tv-pd", "lpam-net-3c"}
     assert np.isfinite(metrics["methods"]["lpam-net-3c"]["radial-0.20"]["PD"]["psnr"]["mean"])
     assert "PD PSNR" in (tmp_path / "bench3" / "results.md").read_text()
     with pytest.raises(ValueError, match="reconstruct other contrasts"):
@@ -143,13 +143,18 @@ def test_retrain_trains_one_model_per_mask_and_resumes(tmp_path, monkeypatch):
 
 def test_benchmark_command_classical_methods(tmp_path, capsys):
     out = tmp_path / "bench"
-    code, text, _ = run(capsys, "benchmark", "--methods", "zero-filled", "joint-tv", "--masks", "radial-0.20",
-                        "--slices", "0:2", "--tv-iterations", 3, "--quiet", "--out", out)
-    assert code == 0 and "| joint-tv |" in text
+    code, text, _ = run(capsys, "benchmark", "--methods", "zero-filled", "joint-tv", "joint-tv-pd", "--masks",
+                        "radial-0.20", "--slices", "0:2", "--tv-iterations", 3, "--tv-pd-iterations", 4, "--quiet",
+                        "--out", out)
+    assert code == 0 and "| joint-tv |" in text and "| joint-tv-pd |" in text
+    assert "joint-tv-pd: joint TV solved to convergence by the Condat-Vu primal-dual algorithm, 4 iterations" in text
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["methods"]) == {"zero-filled", "joint-tv"}
-    code, _, err = run(capsys, "benchmark", "--subset-every", 0, "--quiet", "--out", tmp_path / "bad")
-    assert code == 2 and "subset_every" in err
+    assert set(metrics["methods"]) == {"zero-filled", "joint-tv", "joint-tv-pd"}
+    assert (out / "psnr_vs_rate.png").is_file() and (out / "grid_radial-0.20.png").is_file()
+    for option, name in (("--subset-every", "subset_every"), ("--tv-iterations", "tv_iterations"),
+                         ("--tv-pd-iterations", "tv_pd_iterations")):
+        code, _, err = run(capsys, "benchmark", option, 0, "--quiet", "--out", tmp_path / "bad")
+        assert code == 2 and f"{name} must be >= 1" in err and not (tmp_path / "bad").exists()
 
 
 def test_evaluate_command(tmp_path, capsys):

@@ -1,9 +1,12 @@
 """What is chosen for a request: the shipped model for a mask and contrasts, the tuned TV weight for a mask,
 what a given mask is, and the training masks of a config with a mask mix."""
+import copy
+
 import pytest
 import torch
 
-from lpam.methods import BENCHMARK_MASKS
+from lpam import tv_tuning
+from lpam.methods import BENCHMARK_MASKS, BENCHMARK_SAMPLINGS
 from lpam.models.shipped import SHIPPED, WEIGHTS_DIR, default_model, resolve_checkpoint
 from lpam.physics.masks import MaskSpec, infer_mask_spec
 from lpam.training.config import TrainConfig
@@ -63,6 +66,28 @@ def test_tuned_tv_covers_every_benchmark_mask_and_falls_back_to_the_nearest():
     assert settings.lam == 0.5 and settings.coupling == "separate" and settings.iterations == 7
     with pytest.raises(ValueError, match="unknown TV coupling"):
         tuned_tv(MaskSpec(), "shared")
+
+
+def test_primal_dual_weights_per_mask_and_the_fallback_to_lpam(monkeypatch):
+    """Every benchmark mask and trajectory has a primal-dual lam beside LPAM's (scripts/tune_tv.py --solver
+    primal-dual); an entry without one gives its LPAM lam with a note."""
+    for coupling in COUPLINGS:
+        for label, spec in BENCHMARK_SAMPLINGS.items():
+            entry = tuned_table()["settings"][coupling][label]
+            lam, eps0, note = tuned_tv(spec, coupling, "primal-dual")
+            assert note is None and lam == entry["primal_dual"]["lam"] and eps0 == entry["eps0"]
+            assert entry["primal_dual"]["sweep_lam"][str(lam)] == entry["primal_dual"]["val_psnr"]
+            assert tuned_tv(spec, coupling) == (entry["lam"], entry["eps0"], None)  # LPAM's entry as it was
+    lam, _, note = tuned_tv(MaskSpec("radial", 0.22), "joint", "primal-dual")
+    assert lam == tuned_tv(MaskSpec("radial", 0.2), "joint", "primal-dual")[0] and "using that of radial-0.20" in note
+    table = copy.deepcopy(tuned_table())
+    del table["settings"]["joint"]["radial-0.20"]["primal_dual"]
+    monkeypatch.setattr(tv_tuning, "tuned_table", lambda: table)
+    lam, _, note = tuned_tv(MaskSpec("radial", 0.2), "joint", "primal-dual")
+    assert lam == table["settings"]["joint"]["radial-0.20"]["lam"]
+    assert note == "no primal-dual TV weight was tuned for radial-0.20; using its LPAM weight"
+    with pytest.warns(UserWarning, match="using its LPAM weight"):
+        assert tuned_settings(MaskSpec("radial", 0.2), solver="primal-dual").lam == lam
 
 
 def test_mask_mix_trains_and_validates_every_setting():

@@ -15,26 +15,32 @@ from lpam.regularizers.tv import FiniteDifferences
 
 
 @pytest.mark.parametrize("padding", ["zeros", "circular"])
-def test_hand_written_backward_is_differentiable_for_training(padding):
-    """Second derivatives (training through the gradient step) agree with double autograd."""
+@pytest.mark.parametrize("dilations", [None, (1, 2, 3, 2)])
+def test_hand_written_backward_is_differentiable_for_training(padding, dilations):
+    """The hand-written gradient and its derivatives (training through the gradient step) agree with autograd,
+    with dilated layers too."""
     torch.manual_seed(0)
-    g = ComplexCNN(2, features=4, init="random", padding=padding).double()
-    x = [0.3 * torch.randn(1, 6, 7, dtype=torch.complex128) for _ in range(2)]
+    g = ComplexCNN(2, features=4, init="random", padding=padding, dilations=dilations).double()
+    x = [0.3 * torch.randn(1, 8, 9, dtype=torch.complex128) for _ in range(2)]
     eps = torch.tensor([0.05], dtype=torch.float64)
     _, grads = g.smoothed_value_and_grad(x, eps)
     first = torch.autograd.grad(sum(gr.abs().square().sum() for gr in grads), list(g.parameters()))
     _, reference = autograd_smoothed_value_and_grad(g, x, eps)
+    for a, b in zip(grads, reference):
+        torch.testing.assert_close(a, b)
     second = torch.autograd.grad(sum(gr.abs().square().sum() for gr in reference), list(g.parameters()))
     for a, b in zip(first, second):
         torch.testing.assert_close(a, b)
 
 
 @pytest.mark.parametrize("padding, boundary", [("zeros", "zero-extension"), ("circular", "circular")])
-def test_tv_initialisation_is_joint_tv_of_the_matching_boundary(padding, boundary):
+@pytest.mark.parametrize("dilations", [None, (1, 2, 4, 8)])
+def test_tv_initialisation_is_joint_tv_of_the_matching_boundary(padding, boundary, dilations):
     """g's TV initialisation equals joint TV on every pixel, borders included, with the TV boundary that its
-    padding implies: zero padding is x = 0 outside the image, circular padding a periodic image."""
+    padding implies: zero padding is x = 0 outside the image, circular padding a periodic image. Dilated
+    later layers keep it (their identity is the centre tap)."""
     torch.manual_seed(0)
-    g = ComplexCNN(2, init="tv", padding=padding)
+    g = ComplexCNN(2, init="tv", padding=padding, dilations=dilations)
     x = [torch.rand(1, 30, 34).to(torch.complex64) for _ in range(2)]
     learned = group_norms(g(*x))
     tv = group_norms(FiniteDifferences(boundary)(*x))
@@ -121,13 +127,28 @@ def test_network_input_errors():
         LPAMNetConfig.from_dict({"phase": 3})
 
 
-def test_circular_padding_adjoint():
+@pytest.mark.parametrize("dilations, message", [
+    ([1, 2, 4], "4 whole numbers"), ([1, 0, 1, 1], "4 whole numbers"), ([1, 2.5, 1, 1], "4 whole numbers"),
+    ("1248", "4 whole numbers"), ([2, 2, 2, 2], "first layer"),
+])
+def test_bad_dilations_are_refused(dilations, message):
+    with pytest.raises(ValueError, match=message):
+        LPAMNetConfig(dilations=dilations)
+
+
+def test_dilations_keep_the_parameter_count():
+    assert count_parameters(LPAMNet(LPAMNetConfig(dilations=[1, 2, 4, 8]))) == count_parameters(LPAMNet(LPAMNetConfig()))
+
+
+@pytest.mark.parametrize("width", [1, 3])
+def test_circular_padding_adjoint(width):
     """<pad(x), y> = <x, pad^T(y)>, and circular g is periodic: shifting the input shifts the features."""
     torch.manual_seed(0)
-    x, y = torch.randn(2, 3, 9, 11, dtype=torch.float64), torch.randn(2, 3, 11, 13, dtype=torch.float64)
-    lhs, rhs = (circular_pad(x) * y).sum(), (x * circular_pad_adjoint(y)).sum()
+    x = torch.randn(2, 3, 9, 11, dtype=torch.float64)
+    y = torch.randn(2, 3, 9 + 2 * width, 11 + 2 * width, dtype=torch.float64)
+    lhs, rhs = (circular_pad(x, width) * y).sum(), (x * circular_pad_adjoint(y, width)).sum()
     torch.testing.assert_close(lhs, rhs, rtol=1e-12, atol=0)
-    g = ComplexCNN(2, features=6, init="random", padding="circular").double()
+    g = ComplexCNN(2, features=6, init="random", padding="circular", dilations=(1, 1, width, 1)).double()
     images = [torch.randn(1, 10, 12, dtype=torch.complex128) for _ in range(2)]
     shifted = [torch.roll(im, (3, -4), (-2, -1)) for im in images]
     torch.testing.assert_close(torch.roll(g(*images), (3, -4), (-2, -1)), g(*shifted))
@@ -265,3 +286,25 @@ def test_without_intensity_reference_scale_changes_the_output():
     with torch.no_grad():
         out, scaled = model(kspace, physics), model(0.05 * kspace, physics)
     assert (scaled - 0.05 * out).abs().max() > 1e-3 * float(0.05 * out.abs().max())
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.5, True, "ten"])
+def test_convergent_phases_must_be_a_whole_positive_count(value):
+    with pytest.raises(ValueError, match="convergent_phases must be a whole number"):
+        LPAMNetConfig(phases=2, convergent_phases=value)
+
+
+@pytest.mark.parametrize("stored, plain, convergent", [(None, 2, 2), (5, 2, 5)])
+def test_convergent_phases_is_the_convergent_default_and_may_exceed_k(stored, plain, convergent):
+    """A stored count applies to convergent mode (descent steps past K); plain mode keeps the trained K; an
+    explicit count wins."""
+    kspace, physics, _ = sample()
+    model = LPAMNet(LPAMNetConfig(phases=2, features=8, step_rule="descent", reg_weight_init=0.01,
+                                  convergent_phases=stored))
+    for mode, expected in (("plain", plain), ("convergent", convergent)):
+        for phases, count in ((None, expected), (3, 3)):
+            history = History()
+            with torch.no_grad():
+                model(kspace, physics, phases=phases, mode=mode, history=history)
+            assert len(history.phi[0]) == count
+            assert model.config.default_phases(mode) == expected

@@ -92,3 +92,10 @@ def test_default_weights_keep_the_convergence_guarantee():
 def test_default_networks_search_their_learned_step(weights):
     """The radial and Cartesian defaults carry the line search on the learned step (docs/method.md 4b)."""
     assert load_model(WEIGHTS / weights).constants.learned_backtracks == 2
+
+
+def test_cartesian_default_runs_the_convergent_phase_count_chosen_on_validation():
+    """Trained with K = 10; convergent mode runs 40 phases, the count scripts/cartesian_phases.py chose on the
+    validation slab (README, Cartesian line masks); plain mode keeps K."""
+    config = load_model(WEIGHTS / "lpam_net_joint_cartesian.pt").config
+    assert (config.phases, config.default_phases("plain"), config.default_phases("convergent")) == (10, 10, 40)

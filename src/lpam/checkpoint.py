@@ -4,6 +4,7 @@ weights). Files written before the checksum existed (the shipped weights) load a
 from __future__ import annotations
 
 import hashlib
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,6 +20,7 @@ FORMAT = "lpam-checkpoint-v1"
 SHIPPED_WEIGHTS = WEIGHTS_DIR / SHIPPED[0].weights  # the default, convergent LPAM-net (docs/method.md section 4b)
 CHECKSUM_KEY = "tensor_sha256"
 TRAINING_KEYS = ("position", "optimizer", "best_score", "train_config")  # what `lpam train --resume` needs
+INFERENCE_OPTIONS = ("convergent_phases",)  # LPAM-net options that leave its weights as they are
 
 
 def _tensors(value: Any, path: str = "") -> Iterator[tuple[str, torch.Tensor]]:
@@ -102,3 +104,31 @@ def load_model_with_checkpoint(path: str | Path | None = None,
     except RuntimeError as error:
         raise ValueError(f"{path}: weights do not match the stored model configuration: {error}") from error
     return model.to(map_location).eval(), payload
+
+
+def set_inference_options(path: str | Path, changes: dict[str, Any]) -> dict[str, Any]:
+    """Change, in the LPAM-net checkpoint ``path`` (atomically; weights untouched), options that apply at
+    inference: the algorithm's constants (lpam.algorithm.lpam.Constants, e.g. ``learned_backtracks``) and
+    :data:`INFERENCE_OPTIONS`. Returns the new model configuration (checked by rebuilding it)."""
+    from lpam.algorithm.lpam import Constants
+
+    payload = load_checkpoint(path)
+    if payload.get("model_type", "lpam-net") != "lpam-net":
+        raise ValueError(f"{path} holds a {payload['model_type']} model; inference options apply to LPAM-net")
+    constant_names = {field.name for field in fields(Constants)}
+    unknown = sorted(set(changes) - constant_names - set(INFERENCE_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown inference option(s) {unknown}; choose from {', '.join(INFERENCE_OPTIONS)} "
+                         f"and the constants {', '.join(sorted(constant_names))}")
+    constants = {name: value for name, value in changes.items() if name in constant_names}
+    config = dict(payload["model_config"])
+    config.update({name: value for name, value in changes.items() if name in INFERENCE_OPTIONS})
+    if constants:
+        config["constants"] = {**(config.get("constants") or {}), **constants}
+        payload["constants"] = {**payload.get("constants", {}), **constants}
+        Constants(**payload["constants"])
+    model_config_from_dict(config, "lpam-net")
+    payload["model_config"] = config
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return config

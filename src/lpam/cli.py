@@ -18,6 +18,10 @@ TV_RHO = 0.5  # backtracking factor rho of `lpam solve`, as TVSettings' constant
 MASK_OPTIONS = {"mask_kind": "--mask", "rate": "--rate", "acceleration": "--acceleration",
                 "center_fraction": "--center-fraction", "mask_seed": "--mask-seed"}
 TRAJECTORY_OPTIONS = {"spokes": "--spokes", "readout": "--readout"}
+# `lpam solve` options the primal-dual solver ignores (a warning says so when given)
+LPAM_ONLY_OPTIONS = {"--eps0": lambda a: a.eps0 is not None, "--no-safeguard": lambda a: a.no_safeguard,
+                     "--no-eps-decay": lambda a: a.no_eps_decay,
+                     **{f"--{k}": lambda a, k=k: getattr(a, k) != getattr(Constants, k) for k in ("a", "c", "sigma")}}
 
 
 def mask_spec(args: argparse.Namespace):
@@ -79,16 +83,25 @@ def command_solve(args: argparse.Namespace) -> None:
     from lpam.tv_tuning import tuned_settings
     from lpam.workflows import REGULARIZERS, format_table, solve_embedded
 
+    ignored = [flag for flag, given in LPAM_ONLY_OPTIONS.items() if given(args)]
+    if args.solver != "lpam" and ignored:
+        warnings.warn(f"{', '.join(ignored)}: LPAM's options, ignored by the {args.solver} solver")
     constants = Constants(a=args.a, c=args.c, sigma=args.sigma, rho=TV_RHO)
     spec = sampling_spec(args)
-    settings = tuned_settings(spec, REGULARIZERS[args.regularizer], args.lam, args.eps0, iterations=args.iterations,
-                              safeguard=not args.no_safeguard, eps_decay=not args.no_eps_decay, constants=constants,
-                              boundary=args.tv_boundary)
+    settings = tuned_settings(spec, REGULARIZERS[args.regularizer], args.lam, args.eps0, solver=args.solver,
+                              iterations=args.iterations, safeguard=not args.no_safeguard,
+                              eps_decay=not args.no_eps_decay, constants=constants, boundary=args.tv_boundary)
     metrics = solve_embedded(args.out, args.regularizer, spec, args.split, parse_slices(args.slices),
                              settings, noise_std=args.noise, progress=not args.quiet, contrasts=args.contrasts)
     print(format_table(metrics, args.contrasts))
-    print(f"branches: {metrics['branches']}; wrote recon.npy, figure.png, convergence.png, history.json, "
-          f"metrics.json to {args.out}")
+    if "branches" in metrics:
+        print(f"branches: {metrics['branches']}", end="; ")
+    else:
+        last = metrics["primal_dual"]
+        print(f"{settings.iterations} primal-dual iterations; last objective per slice "
+              f"{', '.join(f'{v:.6g}' for v in last['objective'])}; last ||x^(k+1) - x^k|| "
+              f"{max(last['primal_change']):.2e}", end="; ")
+    print(f"wrote recon.npy, figure.png, convergence.png, history.json, metrics.json to {args.out}")
 
 
 def command_train(args: argparse.Namespace) -> None:
@@ -159,7 +172,8 @@ def command_benchmark(args: argparse.Namespace) -> None:
                               data=args.data)
     metrics = run_benchmark(args.out, args.masks, methods, parse_slices(args.slices), args.subset_every,
                             args.tv_iterations, checkpoints, args.device, progress=not args.quiet,
-                            data=args.data, split=args.split, contrasts=args.contrasts)
+                            data=args.data, split=args.split, contrasts=args.contrasts,
+                            tv_pd_iterations=args.tv_pd_iterations)
     print((Path(args.out) / "results.md").read_text())
     print(f"benchmark finished in {metrics['seconds_total']:.0f} s; wrote results.md, metrics.json and figures to {args.out}")
 

@@ -56,7 +56,8 @@ def add_trajectory_options(parser: argparse.ArgumentParser) -> None:
 
 def add_phases_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--phases", type=positive_int, default=None,
-                        help="LPAM-net phases (default: the trained K); more than K repeats the last phase's steps")
+                        help="LPAM-net phases (default: the count its checkpoint stores, chosen on validation, else the "
+                             "trained K); more than K repeats the last phase's steps")
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -110,15 +111,23 @@ def mask_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def solve_arguments(parser: argparse.ArgumentParser) -> None:
+    from lpam.reconstruction import SOLVER_ITERATIONS, SOLVERS
+
     parser.add_argument("--regularizer", default="joint-tv", choices=["joint-tv", "separate-tv"])
+    parser.add_argument("--solver", default="lpam", choices=SOLVERS,
+                        help="lpam: classical LPAM on the smoothed TV (default); primal-dual: the Condat-Vu "
+                             "algorithm on the exact TV, solved to convergence (ignores --eps0, --a, --c, --sigma, "
+                             "--no-safeguard, --no-eps-decay)")
     add_mask_options(parser)
     add_trajectory_options(parser)
     parser.add_argument("--split", default="test")
     parser.add_argument("--slices", default="0:4", help="'start:stop' or comma-separated positions in the split")
     parser.add_argument("--contrasts", nargs="+", default=list(DEFAULT_CONTRASTS),
                         help="embedded contrasts, one LPAM block each: T1, T2 and the synthetic PD")
-    parser.add_argument("--iterations", type=int, default=TV_ITERATIONS)
-    parser.add_argument("--lam", type=float, default=None, help="TV weight (default: tuned on the validation slab)")
+    parser.add_argument("--iterations", type=int, default=None,
+                        help="default by solver: " + ", ".join(f"{k} {v}" for k, v in SOLVER_ITERATIONS.items()))
+    parser.add_argument("--lam", type=float, default=None,
+                        help="TV weight (default: tuned on the validation slab for the mask, coupling and solver)")
     parser.add_argument("--eps0", type=float, default=None, help="starting eps (default: tuned)")
     parser.add_argument("--noise", type=float, default=0.0, help="std of complex k-space noise")
     parser.add_argument("--tv-boundary", choices=BOUNDARIES, default="zero",
@@ -180,6 +189,7 @@ def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def benchmark_arguments(parser: argparse.ArgumentParser) -> None:
     from lpam.methods import BENCHMARK_MASKS, BENCHMARK_SAMPLINGS, METHODS
+    from lpam.reconstruction import SOLVER_ITERATIONS
 
     add_out_option(parser)
     add_data_options(parser)
@@ -193,7 +203,10 @@ def benchmark_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--slices", default=None, help="positions in the split (default: all; the embedded test slab has 20)")
     parser.add_argument("--subset-every", type=int, default=SUBSET_EVERY,
                         help="masks other than radial-0.20 run on every N-th slice")
-    parser.add_argument("--tv-iterations", type=int, default=TV_ITERATIONS)
+    parser.add_argument("--tv-iterations", type=int, default=TV_ITERATIONS,
+                        help="LPAM iterations of joint-tv and separate-tv")
+    parser.add_argument("--tv-pd-iterations", type=int, default=SOLVER_ITERATIONS["primal-dual"],
+                        help="primal-dual iterations of joint-tv-pd (joint TV solved to convergence)")
     parser.add_argument("--retrain", action="store_true",
                         help="train each learned model for each mask (runs in OUT/runs, resumable) instead of the shipped "
                              "weights, on the --data prepared dataset if given (else the embedded slab)")

@@ -46,7 +46,24 @@ LEARNED: dict[str, LearnedMethod] = {
     "unet-joint": LearnedMethod(None, family="unet-joint"),
     "lpam-net-3c": LearnedMethod(None, contrasts=("T1", "T2", "PD")),
 }
-CLASSICAL = ("zero-filled", "joint-tv", "separate-tv")
+
+
+@dataclass(frozen=True)
+class TVMethod:
+    """A TV baseline: its coupling, its solver (lpam.reconstruction.SOLVERS) and what it is, in words."""
+
+    coupling: str
+    solver: str
+    description: str
+
+
+TV_METHODS: dict[str, TVMethod] = {
+    "joint-tv": TVMethod("joint", "lpam", "joint TV by classical LPAM (smoothed TV, a fixed iteration budget)"),
+    "separate-tv": TVMethod("separate", "lpam", "separate TV by classical LPAM"),
+    "joint-tv-pd": TVMethod("joint", "primal-dual",
+                            "joint TV solved to convergence by the Condat-Vu primal-dual algorithm"),
+}
+CLASSICAL = ("zero-filled", *TV_METHODS)
 METHODS = CLASSICAL + tuple(LEARNED)
 
 

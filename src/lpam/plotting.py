@@ -51,15 +51,25 @@ def reconstruction_grid(
     save_figure(figure, path)
 
 
-def convergence_plot(history: Mapping[str, Sequence], path: str | Path, title: str = "", xlabel: str = "iteration") -> None:
-    """Phi_eps, eps and ||grad Phi_eps|| along the iterations of one sample; safeguard steps marked."""
-    steps = np.arange(1, len(history["phi"]) + 1)
-    safeguard = np.array([b == "safeguard" for b in history["branch"]])
-    figure, axes = plt.subplots(1, 3, figsize=(13, 3.4))
-    series = [("Phi_eps(x^{k+1})", history["phi"], False), ("eps_k", history["eps"], True),
-              ("||grad Phi_eps(x^{k+1})||", history["grad_norm"], True)]
-    for axis, (label, values, log) in zip(axes, series):
-        values = np.asarray(values, dtype=float)
+Series = tuple[str, str, bool]  # (panel title, history key, log scale)
+# the panels of convergence.png per TV solver: LPAM's Phi_eps, eps, ||grad Phi_eps||; primal-dual's objective and changes
+CONVERGENCE_SERIES: dict[str, tuple[Series, ...]] = {
+    "lpam": (("Phi_eps(x^{k+1})", "phi", False), ("eps_k", "eps", True),
+             ("||grad Phi_eps(x^{k+1})||", "grad_norm", True)),
+    "primal-dual": (("f(x^{k+1}) + g(K x^{k+1})", "objective", False), ("||x^{k+1} - x^k||", "primal_change", True),
+                    ("||p^{k+1} - p^k||", "dual_change", True)),
+}
+
+
+def convergence_plot(history: Mapping[str, Sequence], path: str | Path, title: str = "", xlabel: str = "iteration",
+                     series: Sequence[Series] = CONVERGENCE_SERIES["lpam"]) -> None:
+    """One panel per ``series`` along the iterations of one sample (default LPAM's Phi_eps, eps and
+    ||grad Phi_eps||); safeguard steps marked where the history has branches."""
+    steps = np.arange(1, len(history[series[0][1]]) + 1)
+    safeguard = np.array([b == "safeguard" for b in history.get("branch", [])], dtype=bool)
+    figure, axes = plt.subplots(1, len(series), figsize=(13, 3.4))
+    for axis, (label, key, log) in zip(axes, series):
+        values = np.asarray(history[key], dtype=float)
         axis.plot(steps, values, lw=1.2, label=label)
         if safeguard.any():
             axis.plot(steps[safeguard], values[safeguard], "r.", ms=4, label="safeguard step")

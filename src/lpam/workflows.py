@@ -12,31 +12,41 @@ import torch
 from tqdm import tqdm
 
 from lpam.algorithm.lpam import History
+from lpam.algorithm.primal_dual import HISTORY_KEYS, PrimalDualHistory
 from lpam.checkpoint import load_model
 from lpam.data.embedded import load_split, simulate_acquisition, simulate_kspace
 from lpam.io import check_output_folder, save_json, save_npy, staged_outputs
 from lpam.metrics import evaluate_contrasts
 from lpam.models.lpam_net import LPAMNet, count_parameters
-from lpam.models.registry import model_type_of
+from lpam.models.registry import model_type_of, run_phases
 from lpam.physics.masks import MaskSpec
-from lpam.plotting import convergence_plot, reconstruction_grid
+from lpam.plotting import CONVERGENCE_SERIES, convergence_plot, reconstruction_grid
 from lpam.physics.mri import ContrastPhysics, MRIPhysics
 from lpam.physics.radial import TrajectorySpec
 from lpam.problem import normalised_kspace
-from lpam.reconstruction import TVSettings, reconstruct_tv
+from lpam.reconstruction import SOLVER_NAMES, TVHistory, TVSettings, reconstruct_tv
 from lpam.tv_tuning import tuned_settings
 
 REGULARIZERS = {"joint-tv": "joint", "separate-tv": "separate"}
 
 
-def history_json(history: History, axial_indices: Sequence[int]) -> dict:
-    """history.json: one entry per slice with lists phi, grad_norm, eps, branch, backtracks, failed."""
+def history_json(history: TVHistory, axial_indices: Sequence[int]) -> dict:
+    """history.json: one entry per slice with the history's lists (LPAM: phi, grad_norm, eps, branch, backtracks,
+    failed; primal-dual: objective, primal_change, dual_change)."""
     return {"slices": [{"axial_index": int(z), **history.per_sample(i)} for i, z in enumerate(axial_indices)]}
 
 
 def branch_counts(history: History) -> dict[str, int]:
     flat = [b for sample in history.branch for b in sample]
     return {"residual": flat.count("residual"), "safeguard": flat.count("safeguard")}
+
+
+def convergence_summary(history: TVHistory) -> dict:
+    """metrics.json's record of how the TV solve ended: LPAM's branch counts ({"branches": ...}); primal-dual's
+    last objective and changes per slice ({"primal_dual": {"objective": [...], ...}})."""
+    if isinstance(history, PrimalDualHistory):
+        return {"primal_dual": {key: [values[-1] for values in getattr(history, key)] for key in HISTORY_KEYS}}
+    return {"branches": branch_counts(history)}
 
 
 def solve_embedded(
@@ -50,8 +60,9 @@ def solve_embedded(
     progress: bool = True,
     contrasts: Sequence[str] = ("T1", "T2"),
 ) -> dict:
-    """Reconstruct embedded slices (``contrasts``: any of T1, T2, PD, one LPAM block each) from simulated
-    k-space (the mask ``mask`` builds, or its trajectory: the radial NUFFT) with LPAM + TV; writes recon.npy, figure.png, history.json and metrics.json into ``out_dir``
+    """Reconstruct embedded slices (``contrasts``: any of T1, T2, PD, one block each) from simulated k-space (the
+    mask ``mask`` builds, or its trajectory: the radial NUFFT) with TV solved by ``settings.solver`` (LPAM or
+    primal-dual); writes recon.npy, figure.png, convergence.png, history.json and metrics.json into ``out_dir``
     and returns the metrics."""
     if regularizer not in REGULARIZERS:
         raise ValueError(f"unknown regularizer {regularizer!r}; choose one of {', '.join(REGULARIZERS)}")
@@ -74,9 +85,9 @@ def solve_embedded(
         "mask": sampled,
         "slices": [int(z) for z in data.axial_indices],
         "split": split,
-        "settings": {"lam": settings.lam, "iterations": settings.iterations, "eps0": settings.eps0,
-                     "noise_std": noise_std, "seconds": round(seconds, 2)},
-        "branches": branch_counts(history),
+        "settings": {"solver": settings.solver, "lam": settings.lam, "iterations": settings.iterations,
+                     "eps0": settings.eps0, "noise_std": noise_std, "seconds": round(seconds, 2)},
+        **convergence_summary(history),
     }
     with staged_outputs(out_dir) as out:
         save_npy(recon.numpy(), out / "recon.npy")
@@ -84,8 +95,8 @@ def solve_embedded(
         save_json(metrics, out / "metrics.json")
         reconstruction_grid(data.images[0].numpy(), {"zero-filled": baseline[0].numpy(), regularizer: recon[0].numpy()},
                             contrasts, out / "figure.png", title=f"axial slice {data.axial_indices[0]}, {regularizer}")
-        convergence_plot(history.per_sample(0), out / "convergence.png",
-                         title=f"LPAM {regularizer}, slice {data.axial_indices[0]}")
+        convergence_plot(history.per_sample(0), out / "convergence.png", series=CONVERGENCE_SERIES[settings.solver],
+                         title=f"{SOLVER_NAMES[settings.solver]} {regularizer}, slice {data.axial_indices[0]}")
     return metrics
 
 
@@ -193,7 +204,7 @@ def run_demo(
         "split": "test",
         "model": label,
         "params": {label: count_parameters(model)},
-        "phases": phases or getattr(model.config, "phases", None),
+        "phases": phases or run_phases(model, "convergent" if history is not None else "plain"),
         "trained_phases": getattr(model.config, "phases", None),
         "seconds_per_pair": {name: s / len(data.axial_indices) for name, s in seconds.items()},
     }

@@ -1,7 +1,8 @@
 """`lpam benchmark`: every method on identical data, masks and metric code.
 
 Methods (docs/method.md sections 3, 4, 7; :mod:`lpam.methods`): zero-filled; joint / separate TV (classical
-LPAM, weight tuned on the validation slab); the learned models from their shipped checkpoints. metrics.json:
+LPAM, weight tuned on the validation slab); joint TV solved to convergence (``joint-tv-pd``: the Condat-Vu
+primal-dual algorithm, its own tuned weight); the learned models from their shipped checkpoints. metrics.json:
 methods -> name -> mask label -> contrast -> metric {mean, std}, plus params and seconds_per_pair per method and mask.
 """
 from __future__ import annotations
@@ -22,17 +23,19 @@ from lpam.evaluation.scoring import (MethodResult, Reconstructor, evaluate_metho
                                      network_reconstructor, summary, tv_reconstructor, zero_filled)
 from lpam.io import atomic_path, check_output_folder, save_json, staged_outputs
 from lpam.methods import (BENCHMARK_MASKS, BENCHMARK_SAMPLINGS, BENCHMARK_TRAJECTORIES, LEARNED, METHODS, PRIMARY_MASK,
-                          methods_for, shipped_weights)
+                          TV_METHODS, methods_for, shipped_weights)
 from lpam.models.lpam_net import count_parameters
 from lpam.options import check_unique
 from lpam.physics.masks import MaskSpec
 from lpam.physics.radial import TrajectorySpec, samples_per_pixel
 from lpam.plotting import convergence_plot, psnr_curves, reconstruction_grid
+from lpam.reconstruction import SOLVER_ITERATIONS
 from lpam.tv_tuning import tuned_settings
 from lpam.workflows import branch_counts, history_json
 
 
 DEFAULT, TRANSFER = "lpam-net", "lpam-net-radial"  # the mask's default network, the radial one on other masks
+TVIterations = dict[str, int]  # iterations of the TV baselines per solver ("lpam", "primal-dual")
 
 
 def trained_mask_labels(checkpoint: dict) -> list[str]:
@@ -77,7 +80,7 @@ class LearnedModels:
 
 
 def _checked_request(masks: Sequence[str], methods: Sequence[str] | None, contrasts: Sequence[str],
-                     subset_every: int, tv_iterations: int) -> tuple[str, ...]:
+                     subset_every: int, tv_iterations: TVIterations) -> tuple[str, ...]:
     """The methods to run (default: those for ``contrasts``), after checking every option."""
     methods = methods_for(contrasts) if methods is None else tuple(methods)
     unknown = [m for m in masks if m not in BENCHMARK_SAMPLINGS] + [m for m in methods if m not in METHODS]
@@ -90,20 +93,23 @@ def _checked_request(masks: Sequence[str], methods: Sequence[str] | None, contra
                          f"for these contrasts use {', '.join(methods_for(contrasts))}")
     if subset_every < 1:
         raise ValueError(f"subset_every must be >= 1, got {subset_every}")
-    if tv_iterations < 1:
-        raise ValueError(f"tv_iterations must be >= 1, got {tv_iterations}")
+    for name, count in (("tv_iterations", tv_iterations["lpam"]), ("tv_pd_iterations", tv_iterations["primal-dual"])):
+        if count < 1:
+            raise ValueError(f"{name} must be >= 1, got {count}")
     check_unique(masks, "--masks")
     check_unique(methods, "--methods")
     return methods
 
 
 def _reconstructor(method: str, mask_label: str, models: LearnedModels,
-                   tv_iterations: int) -> tuple[Reconstructor, History | None]:
+                   tv_iterations: TVIterations) -> tuple[Reconstructor, History | None]:
     """The method as a reconstructor, with the history it records (the convergent mode's)."""
     if method == "zero-filled":
         return zero_filled, None
-    if method in ("joint-tv", "separate-tv"):
-        settings = tuned_settings(BENCHMARK_SAMPLINGS[mask_label], method.split("-")[0], iterations=tv_iterations)
+    if method in TV_METHODS:
+        tv = TV_METHODS[method]
+        settings = tuned_settings(BENCHMARK_SAMPLINGS[mask_label], tv.coupling, solver=tv.solver,
+                                  iterations=tv_iterations[tv.solver])
         return tv_reconstructor(settings), None
     learned = LEARNED[method]
     history = History() if learned.mode == "convergent" else None
@@ -121,7 +127,7 @@ def _measured(dataset: EvaluationData, label: str, positions: list[int]) -> tupl
 
 
 def _run_methods(dataset: EvaluationData, masks: Sequence[str], methods: Sequence[str], models: LearnedModels,
-                 subset: list[int], tv_iterations: int, progress: bool) -> tuple[dict, dict[str, float]]:
+                 subset: list[int], tv_iterations: TVIterations, progress: bool) -> tuple[dict, dict[str, float]]:
     """results[method][mask] for every pair, and the achieved rate of every mask. The primary mask runs on
     every slice, the others on ``subset``."""
     full = list(range(dataset.images.shape[0]))
@@ -157,26 +163,29 @@ def run_benchmark(
     data: str = "embedded",
     split: str = "test",
     contrasts: Sequence[str] = ("T1", "T2"),
+    tv_pd_iterations: int = SOLVER_ITERATIONS["primal-dual"],
 ) -> dict:
     """`lpam benchmark`: every method (default: those for ``contrasts``, :func:`lpam.methods.methods_for`)
     for each mask on ``data`` (the embedded slabs, a prepared dataset or an image file, as
     :func:`lpam.data.sources.load_evaluation_data`; ``split`` of the first two). The primary mask (radial
     20%) runs on all selected slices; the other masks run on every ``subset_every``-th of them (docs/method.md
     section 7). ``checkpoints`` maps (method, mask label) to a checkpoint that replaces the shipped weights
-    (see :func:`lpam.evaluation.retrain.retrain`)."""
-    methods = _checked_request(masks, methods, contrasts, subset_every, tv_iterations)
+    (see :func:`lpam.evaluation.retrain.retrain`). ``tv_iterations``: LPAM's iterations for joint-tv and
+    separate-tv; ``tv_pd_iterations``: the primal-dual iterations of joint-tv-pd."""
+    iterations = {"lpam": tv_iterations, "primal-dual": tv_pd_iterations}
+    methods = _checked_request(masks, methods, contrasts, subset_every, iterations)
     check_output_folder(out_dir)
     resolve_device(device)  # also when only classical methods (CPU) run: an unavailable device is an error
     started = time.perf_counter()
     dataset = load_evaluation_data(data, split, slices, contrasts)
     subset = list(range(dataset.images.shape[0]))[::subset_every]
     models = LearnedModels(checkpoints, device)
-    results, achieved = _run_methods(dataset, masks, methods, models, subset, tv_iterations, progress)
+    results, achieved = _run_methods(dataset, masks, methods, models, subset, iterations, progress)
     metrics = _metrics(results, dataset, masks, achieved, subset, models)
     metrics["seconds_total"] = round(time.perf_counter() - started, 1)
     with staged_outputs(out_dir) as staging:
-        _write_benchmark(staging, metrics, results, dataset, _notes(metrics, dataset, subset, subset_every,
-                                                                    tv_iterations), masks, methods, subset)
+        notes = _notes(metrics, dataset, subset, subset_every, iterations, methods)
+        _write_benchmark(staging, metrics, results, dataset, notes, masks, methods, subset)
     return metrics
 
 
@@ -202,9 +211,12 @@ def _metrics(results: dict[str, dict[str, MethodResult]], dataset: EvaluationDat
 
 
 def _notes(metrics: dict, dataset: EvaluationData, subset: list[int], subset_every: int,
-           tv_iterations: int) -> list[str]:
+           tv_iterations: TVIterations, methods: Sequence[str]) -> list[str]:
     """The notes above the tables of results.md."""
     full = dataset.slice_ids
+    converged = [f"{name}: {tv.description}, {tv_iterations[tv.solver]} iterations, lam tuned per mask for this "
+                 "solver (the `primal_dual` entries of src/lpam/weights/tv_weights.json)."
+                 for name, tv in TV_METHODS.items() if tv.solver == "primal-dual" and name in methods]
     return [
         f"Data {dataset.source}"
         + (" (the embedded ICBM slab)" if dataset.source.startswith("embedded") else "")
@@ -214,8 +226,9 @@ def _notes(metrics: dict, dataset: EvaluationData, subset: list[int], subset_eve
         f"({', '.join(str(dataset.slice_ids[p]) for p in subset)}) to stay within time.",
         "† a learned model applied to a mask it was not trained on (the shipped models: radial 20%, Cartesian lines; "
         "`lpam benchmark --retrain` trains one per mask).",
-        f"TV: {tv_iterations} LPAM iterations, lam and eps0 tuned per mask and coupling on the validation slab "
-        "(scripts/tune_tv.py, src/lpam/weights/tv_weights.json).",
+        f"TV: {tv_iterations['lpam']} LPAM iterations, lam and eps0 tuned per mask and coupling on the validation "
+        "slab (scripts/tune_tv.py, src/lpam/weights/tv_weights.json).",
+        *converged,
         "PSNR (data range 1) and SSIM (scikit-image, 7x7 uniform window) on magnitudes, mean ± std over slices.",
         f"Machine: {metrics['machine']}; whole run {metrics['seconds_total']:.0f} s.",
     ]

@@ -20,6 +20,7 @@ from lpam.evaluation.scoring import (evaluate_method, evaluation_batch, multicoi
                                      network_reconstructor, summary, zero_filled)
 from lpam.io import check_output_folder, save_json, staged_outputs
 from lpam.models.lpam_net import count_parameters
+from lpam.models.registry import run_phases
 from lpam.physics.coils import calibration_size, resolved_map_method
 from lpam.models.shipped import resolve_checkpoint
 from lpam.physics.masks import MaskSpec, infer_mask_spec
@@ -123,7 +124,7 @@ def evaluate_checkpoint(
     metrics = {
         "methods": {method: summary(result, dataset.contrasts) for method, result in results.items()},
         "mask": mask_described, "slices": dataset.slice_ids,
-        "data": dataset.source, "mode": mode, "phases": phases or getattr(model.config, "phases", None),
+        "data": dataset.source, "mode": mode, "phases": phases or run_phases(model, mode),
         "checkpoint": described,
         "params": {name: count_parameters(model)},
         "seconds_per_pair": {method: r.seconds / len(positions) for method, r in results.items()},

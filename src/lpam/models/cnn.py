@@ -30,14 +30,14 @@ PADDINGS = ("zeros", "circular")
 KERNEL_HALF_WIDTH = 1  # 3x3 kernels
 
 
-def circular_pad(x: torch.Tensor) -> torch.Tensor:
-    """Periodic extension by one pixel on each side of the last two axes."""
-    return F.pad(x, (KERNEL_HALF_WIDTH,) * 4, mode="circular")
+def circular_pad(x: torch.Tensor, width: int = KERNEL_HALF_WIDTH) -> torch.Tensor:
+    """Periodic extension by ``width`` pixels on each side of the last two axes."""
+    return F.pad(x, (width,) * 4, mode="circular")
 
 
-def circular_pad_adjoint(y: torch.Tensor) -> torch.Tensor:
+def circular_pad_adjoint(y: torch.Tensor, width: int = KERNEL_HALF_WIDTH) -> torch.Tensor:
     """Adjoint of :func:`circular_pad`: the centre plus the padded rows / columns wrapped onto the opposite edge."""
-    p = KERNEL_HALF_WIDTH
+    p = width
     y = torch.cat([y[..., p:2 * p, :] + y[..., -p:, :], y[..., 2 * p:-2 * p, :], y[..., -2 * p:-p, :] + y[..., :p, :]], -2)
     return torch.cat([y[..., p:2 * p] + y[..., -p:], y[..., 2 * p:-2 * p], y[..., -2 * p:-p] + y[..., :p]], -1)
 
@@ -69,10 +69,26 @@ def tv_filters(num_inputs: int) -> torch.Tensor:
     return torch.cat([positive, -positive], 0)
 
 
+def checked_dilations(dilations: list[int] | tuple[int, ...] | None, layers: int, init: str) -> tuple[int, ...]:
+    """One dilation per layer (None: all 1), each a whole number >= 1; the TV initialisation's +-D are
+    differences of adjacent pixels, so it keeps the first layer at dilation 1."""
+    if dilations is None:
+        return (1,) * layers
+    if (not isinstance(dilations, (list, tuple)) or len(dilations) != layers
+            or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dilations)):
+        raise ValueError(f"dilations must be {layers} whole numbers >= 1 (one per layer of g), got {dilations!r}")
+    if init == "tv" and dilations[0] != 1:
+        raise ValueError(f"g_init 'tv' needs dilation 1 in the first layer (its +-D compare adjacent pixels), "
+                         f"got dilations {list(dilations)}")
+    return tuple(dilations)
+
+
 class ComplexCNN(nn.Module):
     """g(x_1..x_N): complex CNN on the stacked blocks, output real features (B, 2 * out_channels, H, W).
 
-    ``out_channels`` defaults to ``features`` (no projection back, docs/method.md section 4).
+    ``out_channels`` defaults to ``features`` (no projection back, docs/method.md section 4). ``dilations``
+    (one per layer, default all 1) spaces each layer's 3x3 taps d pixels apart: the same weights see
+    1 + 2 sum(d) pixels across instead of 1 + 2 * layers.
     """
 
     def __init__(
@@ -84,6 +100,7 @@ class ComplexCNN(nn.Module):
         init: str = "tv",
         out_channels: int | None = None,
         padding: str = "zeros",
+        dilations: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__()
         if init not in G_INITS:
@@ -93,6 +110,7 @@ class ComplexCNN(nn.Module):
         self.padding = padding
         if layers < 2:
             raise ValueError(f"g needs at least 2 layers, got {layers}")
+        self.dilations = checked_dilations(dilations, layers, init)
         self.in_channels, self.features, self.delta = in_channels, features, delta
         widths = [in_channels] + [features] * (layers - 1) + [out_channels or features]
         self.weight_real = nn.ParameterList()
@@ -132,22 +150,25 @@ class ComplexCNN(nn.Module):
     def _forward_layers(self, x: torch.Tensor, weights: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Returns the features and the pre-activations of the hidden layers."""
         pre_activations = []
-        for weight in weights[:-1]:
-            h = self._convolve(x, weight)
+        for weight, dilation in zip(weights[:-1], self.dilations):
+            h = self._convolve(x, weight, dilation)
             pre_activations.append(h)
             x = smoothed_relu(h, self.delta)
-        return self._convolve(x, weights[-1]), pre_activations
+        return self._convolve(x, weights[-1], self.dilations[-1]), pre_activations
 
-    def _convolve(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    def _convolve(self, x: torch.Tensor, weight: torch.Tensor, dilation: int) -> torch.Tensor:
+        """The 3x3 convolution of one layer, its taps ``dilation`` pixels apart, output the size of ``x``."""
+        width = KERNEL_HALF_WIDTH * dilation
         if self.padding == "circular":
-            return F.conv2d(circular_pad(x), weight)
-        return F.conv2d(x, weight, padding=KERNEL_HALF_WIDTH)
+            return F.conv2d(circular_pad(x, width), weight, dilation=dilation)
+        return F.conv2d(x, weight, padding=width, dilation=dilation)
 
-    def _convolve_adjoint(self, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    def _convolve_adjoint(self, y: torch.Tensor, weight: torch.Tensor, dilation: int) -> torch.Tensor:
         """The adjoint of :meth:`_convolve` (a transposed convolution with the same weight)."""
+        width = KERNEL_HALF_WIDTH * dilation
         if self.padding == "circular":
-            return circular_pad_adjoint(F.conv_transpose2d(y, weight))
-        return F.conv_transpose2d(y, weight, padding=KERNEL_HALF_WIDTH)
+            return circular_pad_adjoint(F.conv_transpose2d(y, weight, dilation=dilation), width)
+        return F.conv_transpose2d(y, weight, padding=width, dilation=dilation)
 
     def forward(self, *blocks: torch.Tensor) -> torch.Tensor:
         self._check_inputs(blocks)
@@ -169,7 +190,7 @@ class ComplexCNN(nn.Module):
         if not need_grad:
             return value, None
         grad = smoothed_l21_grad(features, eps)
-        for weight, h in zip(reversed(weights[1:]), reversed(pre_activations)):
-            grad = self._convolve_adjoint(grad, weight) * smoothed_relu_derivative(h, self.delta)
-        grad = self._convolve_adjoint(grad, weights[0])
+        for weight, dilation, h in zip(reversed(weights[1:]), reversed(self.dilations[1:]), reversed(pre_activations)):
+            grad = self._convolve_adjoint(grad, weight, dilation) * smoothed_relu_derivative(h, self.delta)
+        grad = self._convolve_adjoint(grad, weights[0], self.dilations[0])
         return value, channels_to_complex(grad)

@@ -14,7 +14,9 @@ Two step rules (docs/method.md section 4b):
   step on Phi_eps with the gradient of lam R_eps taken at the nearby point z. Every phase descends the one
   learned objective that the acceptance test, the safeguard and the eps rule use.
 
-Phases past the trained K repeat the step sizes of the last phase, so ``phases`` may exceed K.
+Phases past the trained K repeat the step sizes of the last phase, so ``phases`` may exceed K; a checkpoint may
+store ``convergent_phases``, the count a convergent-mode call without ``phases`` runs (chosen on validation
+data); plain mode, with no descent to keep past K, runs K.
 
 With ``intensity_reference`` r set, the network is scale-equivariant (docs/method.md section 4c): each
 contrast's k-space is divided by s_j = q_j / r, q_j the 99th percentile of |A_j^H y_j|, the phases solve the
@@ -34,7 +36,7 @@ from torch.utils.checkpoint import checkpoint
 
 from lpam.algorithm.lpam import Constants, History, StepSizes, initial_state, lpam_iteration
 from lpam.algorithm.regularizer import Regularizer, Term
-from lpam.models.cnn import G_INITS, ComplexCNN, channels_to_complex
+from lpam.models.cnn import G_INITS, ComplexCNN, channels_to_complex, checked_dilations
 from lpam.options import checked_options
 from lpam.physics.fourier import ifft2c
 from lpam.physics.mri import ContrastPhysics
@@ -69,6 +71,8 @@ class LPAMNetConfig:
     padding: str = "zeros"
     intensity_reference: float | None = None  # q99 of |A^H y| is mapped to this value (None: no normalisation)
     constants: dict | None = None  # the network's a, c, sigma, ..., learned_backtracks (lpam.algorithm.lpam.Constants)
+    dilations: list[int] | None = None  # of g's layers (None: all 1, a 9x9 view with 4 layers; section 4)
+    convergent_phases: int | None = None  # convergent mode's default phases (None: the trained K; chosen on validation)
     modes: ClassVar[tuple[str, ...]] = MODES
 
     def __post_init__(self) -> None:
@@ -79,8 +83,12 @@ class LPAMNetConfig:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(allowed)}")
         if self.contrasts < 2:
             raise ValueError(f"LPAM-net needs at least 2 contrasts, got {self.contrasts}")
-        if self.phases < 1:
-            raise ValueError(f"phases must be >= 1, got {self.phases}")
+        checked_dilations(self.dilations, self.layers, self.g_init)
+        counts = {"phases": self.phases, "convergent_phases": self.convergent_phases}
+        for name, value in counts.items():
+            if (value is not None or name == "phases") and (
+                    isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
         if not self.reg_weight_init > 0:
             raise ValueError(f"reg_weight_init must be positive, got {self.reg_weight_init}")
         reference = self.intensity_reference
@@ -100,6 +108,11 @@ class LPAMNetConfig:
         """The mode to run the network in: convergent for a network whose learned steps descend one Phi_eps
         (the descent step rule, docs/method.md section 4b), plain for the free rule."""
         return "convergent" if self.step_rule == "descent" else "plain"
+
+    def default_phases(self, mode: str) -> int:
+        """The phases a call without ``phases`` runs: in convergent mode ``convergent_phases`` if set (phases past
+        K repeat the last phase's steps, each still a descent step on Phi_eps), else the trained K."""
+        return self.convergent_phases if mode == "convergent" and self.convergent_phases else self.phases
 
     @property
     def scale_equivariant(self) -> bool:
@@ -156,7 +169,7 @@ class LPAMNet(nn.Module):
         n = cfg.contrasts
         in_channels, count = (n, 1) if cfg.coupling == "joint" else (1, 1 if cfg.coupling == "shared" else n)
         self.g = nn.ModuleList([ComplexCNN(in_channels, cfg.features, cfg.layers, cfg.delta, cfg.g_init,
-                                           padding=cfg.padding) for _ in range(count)])
+                                           padding=cfg.padding, dilations=cfg.dilations) for _ in range(count)])
         num_terms = 1 if cfg.coupling == "joint" else n
         self.alpha = nn.Parameter(torch.full((cfg.phases, n), cfg.alpha_init))
         if cfg.step_rule == "free":
@@ -241,7 +254,7 @@ class LPAMNet(nn.Module):
         measure_descent: bool = False,
         checkpoint_phases: bool = False,
     ) -> torch.Tensor:
-        """Run ``phases`` (default: the trained K; more repeat the last phase's steps) on the measurements
+        """Run ``phases`` (default: ``config.default_phases(mode)``; past K they repeat the last phase's steps) on the measurements
         ``kspace`` of ``physics``: single-coil (B, C, H, W), or multi-coil (B, C, Nc, H, W) with coil maps in
         the physics (each data term then summed over the coils, A_j = P F S_c). ``history`` (if given)
         receives one record per phase and ``iterates`` (if given) the images x^k (B, C, H, W) after each phase;
@@ -281,7 +294,7 @@ class LPAMNet(nn.Module):
         """The number of phases to run, after checking the mode, the phases and the measurements."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-        phases = self.config.phases if phases is None else phases
+        phases = self.config.default_phases(mode) if phases is None else phases
         if isinstance(phases, bool) or not isinstance(phases, int) or phases < 1:
             raise ValueError(f"phases must be a whole number >= 1, got {phases!r}")
         check_measurements(kspace, physics, self.config.contrasts)

@@ -30,3 +30,9 @@ def model_type_of(config: ModelConfig) -> str:
 
 def build_model(config: ModelConfig) -> nn.Module:
     return MODEL_TYPES[model_type_of(config)][1](config)
+
+
+def run_phases(model: nn.Module, mode: str) -> int | None:
+    """The phases a call of ``model`` in ``mode`` without ``phases`` runs (None for a model without phases)."""
+    config = model.config
+    return config.default_phases(mode) if isinstance(config, LPAMNetConfig) else None

@@ -7,6 +7,11 @@ with the FFT's periodic image and with LPAM-net's circular padding); ``"zero-ext
 image, so D x = -x there (what LPAM-net's TV-initialised g computes with zero padding).
 ``joint``: R = lam sum_i ||(D x_1, ..., D x_N)_i|| (one term over all blocks);
 ``separate``: R = lam sum_j sum_i ||(D x_j)_i|| (one term per block). J_g^T = D^T is written by hand.
+
+For the primal-dual solver (lpam.algorithm.primal_dual) TV is g(K x) with K = D on all blocks stacked along
+channels and g = lam ||.||_{2,1} over the coupling groups (joint: all channels at a pixel; separate: each
+block's channels at a pixel): :func:`tv_value` is g (exact, not smoothed), :func:`project_dual` is prox_{s g*},
+the projection onto {p : ||p_i||_group <= lam}, and ||D||^2 <= :data:`DIFFERENCES_NORM_SQUARED` for every boundary.
 """
 from __future__ import annotations
 
@@ -14,9 +19,10 @@ import torch
 import torch.nn.functional as F
 
 from lpam.algorithm.regularizer import Blocks, Regularizer, Term
-from lpam.algorithm.smoothing import smoothed_l21, smoothed_l21_grad
+from lpam.algorithm.smoothing import group_norms, smoothed_l21, smoothed_l21_grad
 
 TV_COUPLINGS = ("joint", "separate")
+DIFFERENCES_NORM_SQUARED = 8.0  # ||D_v||^2, ||D_h||^2 <= 4 (two entries +-1 per row) for every boundary
 
 
 def _parts(image: torch.Tensor) -> torch.Tensor:
@@ -72,6 +78,11 @@ class FiniteDifferences:
     def __call__(self, *blocks: torch.Tensor) -> torch.Tensor:
         return torch.cat([finite_differences(x, self.boundary) for x in blocks], dim=1)
 
+    def adjoint(self, features: torch.Tensor, like: Blocks) -> Blocks:
+        """D^T of stacked features: one image per block of ``like`` (their dtypes and shapes)."""
+        return [finite_differences_adjoint(p, x, self.boundary)
+                for p, x in zip(features.split(feature_sizes(like), dim=1), like)]
+
     def smoothed_value_and_grad(
         self, inputs: Blocks, eps: torch.Tensor, need_grad: bool = True
     ) -> tuple[torch.Tensor, Blocks | None]:
@@ -80,18 +91,44 @@ class FiniteDifferences:
         value = smoothed_l21(features, eps)
         if not need_grad:
             return value, None
-        cotangent = smoothed_l21_grad(features, eps)
-        sizes = [2 * _parts(x).shape[1] for x in inputs]
-        return value, [finite_differences_adjoint(p, x, self.boundary)
-                       for p, x in zip(cotangent.split(sizes, dim=1), inputs)]
+        return value, self.adjoint(smoothed_l21_grad(features, eps), inputs)
 
 
-def total_variation(num_blocks: int, lam: float, coupling: str = "joint", boundary: str = "zero") -> Regularizer:
-    """Joint or separate TV with weight ``lam`` and ``boundary`` (one of :data:`BOUNDARIES`) as an LPAM regulariser."""
+def check_tv_options(lam: float, coupling: str) -> None:
+    """A ValueError for a coupling not in :data:`TV_COUPLINGS` or a weight lam <= 0."""
     if coupling not in TV_COUPLINGS:
         raise ValueError(f"unknown TV coupling {coupling!r}; choose one of {', '.join(TV_COUPLINGS)}")
     if not lam > 0:
         raise ValueError(f"the TV weight lam must be positive, got {lam}")
+
+
+def feature_sizes(blocks: Blocks) -> list[int]:
+    """Channels of D x_j per block: 2 directions x (Re, Im) for complex blocks, 2 for real ones."""
+    return [2 * _parts(x).shape[1] for x in blocks]
+
+
+def coupling_groups(features: torch.Tensor, sizes: list[int], coupling: str) -> list[torch.Tensor]:
+    """The stacked features split into the channel sets grouped at each pixel: joint: all of them; separate:
+    those of each block (``sizes`` from :func:`feature_sizes`)."""
+    check_tv_options(1.0, coupling)
+    return [features] if coupling == "joint" else list(features.split(sizes, dim=1))
+
+
+def tv_value(features: torch.Tensor, lam: float, sizes: list[int], coupling: str = "joint") -> torch.Tensor:
+    """g(D x) = lam sum_groups sum_i ||(D x)_i||_group per sample (exact TV, no smoothing)."""
+    return lam * sum(group_norms(p).flatten(1).sum(1) for p in coupling_groups(features, sizes, coupling))
+
+
+def project_dual(features: torch.Tensor, lam: float, sizes: list[int], coupling: str = "joint") -> torch.Tensor:
+    """Projection onto {p : ||p_i||_group <= lam}: p_i / max(1, ||p_i||_group / lam) per pixel and group
+    (the prox of s g* for g = lam ||.||_{2,1}, for every s)."""
+    return torch.cat([p / torch.clamp(group_norms(p) / lam, min=1.0)
+                      for p in coupling_groups(features, sizes, coupling)], dim=1)
+
+
+def total_variation(num_blocks: int, lam: float, coupling: str = "joint", boundary: str = "zero") -> Regularizer:
+    """Joint or separate TV with weight ``lam`` and ``boundary`` (one of :data:`BOUNDARIES`) as an LPAM regulariser."""
+    check_tv_options(lam, coupling)
     if coupling == "joint":
         return Regularizer([Term(FiniteDifferences(boundary), tuple(range(num_blocks)), lam)])
     return Regularizer([Term(FiniteDifferences(boundary), (j,), lam) for j in range(num_blocks)])
