@@ -1,8 +1,9 @@
 """The phase count a network runs at inference, chosen on the Cartesian validation set: zero-filled and the
 network in convergent mode at several phase counts, on the validation slices and masks of a training config
 (by default configs/cartesian_cpu.yaml: random and equispaced lines at 4x and 8x). ``--store`` writes the
-chosen count into the checkpoint as ``convergent_phases`` (the count a call without ``--phases`` runs): the
-smallest count within CHOICE_TOLERANCE_DB of the best validation PSNR (mean over the contrasts).
+chosen count into the checkpoint as ``convergent_phases`` (the count a convergent-mode call without
+``--phases`` runs): the smallest count within CHOICE_TOLERANCE_DB of the best validation PSNR (mean over the
+contrasts).
 
     python scripts/cartesian_phases.py [--checkpoint CKPT] [--config configs/cartesian_cpu.yaml] [--phases 7 14 28]
         [--store]

@@ -25,14 +25,15 @@ from lpam.methods import BENCHMARK_SAMPLINGS, BENCHMARK_TRAJECTORIES
 from lpam.metrics import evaluate_contrasts
 from lpam.options import parse_slices
 from lpam.physics.mri import ContrastPhysics
-from lpam.reconstruction import SOLVERS, TVSettings, reconstruct_tv
+from lpam.reconstruction import SOLVER_ITERATIONS, SOLVERS, TVSettings, reconstruct_tv
 from lpam.tv_tuning import COUPLINGS, PRIMAL_DUAL_KEY, TABLE, tuned_table
 
 LAMS = (0.001, 0.002, 0.004, 0.006, 0.01, 0.015, 0.025)  # around the radial-20% value 0.006
 # trajectories: the density-weighted data term (docs/method.md section 5) asks for smaller weights
 TRAJECTORY_LAMS = (0.0001, 0.0002, 0.0005, 0.001, 0.002)
 EPS0S = (0.02, 0.05, 0.1)  # tried at the best lam; 0.05 is the radial-20% value
-ITERATIONS = {"lpam": 200, "primal-dual": 1000}  # per solver, unless --iterations
+# per solver, unless --iterations: LPAM short (the sweep ranks weights), primal-dual its converged default
+ITERATIONS = {"lpam": 200, "primal-dual": SOLVER_ITERATIONS["primal-dual"]}
 
 
 def mean_psnr(images: torch.Tensor, kspace: torch.Tensor, physics: ContrastPhysics, settings: TVSettings) -> float:

@@ -56,8 +56,8 @@ def add_trajectory_options(parser: argparse.ArgumentParser) -> None:
 
 def add_phases_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--phases", type=positive_int, default=None,
-                        help="LPAM-net phases (default: the count its checkpoint stores, chosen on validation, else the "
-                             "trained K); more than K repeats the last phase's steps")
+                        help="LPAM-net phases (default: the trained K; in convergent mode the count its checkpoint "
+                             "stores, chosen on validation, if any); more than K repeats the last phase's steps")
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:

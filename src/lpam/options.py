@@ -37,6 +37,11 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
 
 
+def is_whole_number(value: Any, minimum: int = 1) -> bool:
+    """True for an int (not a bool) >= ``minimum``: the check behind every "whole number >= 1" option."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
 def _number(value: Any) -> float | None:
     """``value`` as a finite float if it is a real number (not a bool, not a string), else None."""
     if isinstance(value, bool):

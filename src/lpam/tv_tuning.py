@@ -21,9 +21,10 @@ from pathlib import Path
 from lpam.physics.masks import MaskSpec
 from lpam.physics.radial import TrajectorySpec
 from lpam.reconstruction import TVSettings, check_solver
+from lpam.regularizers.tv import TV_COUPLINGS, check_coupling
 
 TABLE = Path(__file__).parent / "weights" / "tv_weights.json"
-COUPLINGS = ("joint", "separate")
+COUPLINGS = TV_COUPLINGS  # the table holds one set of weights per TV coupling
 PRIMAL_DUAL_KEY = "primal_dual"  # an entry's sub-entry {"lam", "val_psnr", "sweep_lam"} for the primal-dual solver
 
 
@@ -67,8 +68,7 @@ def tuned_tv(mask: MaskSpec | TrajectorySpec, coupling: str = "joint",
     nearest of its family (masks or trajectories; the note says which). For the primal-dual solver lam is the
     entry's ``primal_dual`` lam, or, where none was tuned, the entry's LPAM lam (the note says so); eps0 is
     LPAM's (primal-dual does not use it)."""
-    if coupling not in COUPLINGS:
-        raise ValueError(f"unknown TV coupling {coupling!r}; choose one of {', '.join(COUPLINGS)}")
+    check_coupling(coupling)
     check_solver(solver)
     found, entry, note = _tuned_entry(mask, coupling)
     if entry is None:

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lpam.algorithm.smoothing import smoothed_l21, smoothed_l21_grad, smoothed_relu, smoothed_relu_derivative
+from lpam.options import is_whole_number
 
 G_INITS = ("tv", "random")
 PADDINGS = ("zeros", "circular")
@@ -75,7 +76,7 @@ def checked_dilations(dilations: list[int] | tuple[int, ...] | None, layers: int
     if dilations is None:
         return (1,) * layers
     if (not isinstance(dilations, (list, tuple)) or len(dilations) != layers
-            or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dilations)):
+            or not all(is_whole_number(d) for d in dilations)):
         raise ValueError(f"dilations must be {layers} whole numbers >= 1 (one per layer of g), got {dilations!r}")
     if init == "tv" and dilations[0] != 1:
         raise ValueError(f"g_init 'tv' needs dilation 1 in the first layer (its +-D compare adjacent pixels), "

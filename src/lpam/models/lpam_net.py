@@ -37,7 +37,7 @@ from torch.utils.checkpoint import checkpoint
 from lpam.algorithm.lpam import Constants, History, StepSizes, initial_state, lpam_iteration
 from lpam.algorithm.regularizer import Regularizer, Term
 from lpam.models.cnn import G_INITS, ComplexCNN, channels_to_complex, checked_dilations
-from lpam.options import checked_options
+from lpam.options import checked_options, is_whole_number
 from lpam.physics.fourier import ifft2c
 from lpam.physics.mri import ContrastPhysics
 from lpam.problem import check_measurements, mri_objective, per_contrast
@@ -84,11 +84,10 @@ class LPAMNetConfig:
         if self.contrasts < 2:
             raise ValueError(f"LPAM-net needs at least 2 contrasts, got {self.contrasts}")
         checked_dilations(self.dilations, self.layers, self.g_init)
-        counts = {"phases": self.phases, "convergent_phases": self.convergent_phases}
-        for name, value in counts.items():
-            if (value is not None or name == "phases") and (
-                    isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        if not is_whole_number(self.phases):
+            raise ValueError(f"phases must be a whole number >= 1, got {self.phases!r}")
+        if self.convergent_phases is not None and not is_whole_number(self.convergent_phases):
+            raise ValueError(f"convergent_phases must be a whole number >= 1, got {self.convergent_phases!r}")
         if not self.reg_weight_init > 0:
             raise ValueError(f"reg_weight_init must be positive, got {self.reg_weight_init}")
         reference = self.intensity_reference
@@ -295,7 +294,7 @@ class LPAMNet(nn.Module):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         phases = self.config.default_phases(mode) if phases is None else phases
-        if isinstance(phases, bool) or not isinstance(phases, int) or phases < 1:
+        if not is_whole_number(phases):
             raise ValueError(f"phases must be a whole number >= 1, got {phases!r}")
         check_measurements(kspace, physics, self.config.contrasts)
         return phases

@@ -94,10 +94,15 @@ class FiniteDifferences:
         return value, self.adjoint(smoothed_l21_grad(features, eps), inputs)
 
 
-def check_tv_options(lam: float, coupling: str) -> None:
-    """A ValueError for a coupling not in :data:`TV_COUPLINGS` or a weight lam <= 0."""
+def check_coupling(coupling: str) -> None:
+    """A ValueError for a coupling not in :data:`TV_COUPLINGS`."""
     if coupling not in TV_COUPLINGS:
         raise ValueError(f"unknown TV coupling {coupling!r}; choose one of {', '.join(TV_COUPLINGS)}")
+
+
+def check_tv_options(lam: float, coupling: str) -> None:
+    """A ValueError for a coupling not in :data:`TV_COUPLINGS` or a weight lam <= 0."""
+    check_coupling(coupling)
     if not lam > 0:
         raise ValueError(f"the TV weight lam must be positive, got {lam}")
 
@@ -110,7 +115,7 @@ def feature_sizes(blocks: Blocks) -> list[int]:
 def coupling_groups(features: torch.Tensor, sizes: list[int], coupling: str) -> list[torch.Tensor]:
     """The stacked features split into the channel sets grouped at each pixel: joint: all of them; separate:
     those of each block (``sizes`` from :func:`feature_sizes`)."""
-    check_tv_options(1.0, coupling)
+    check_coupling(coupling)
     return [features] if coupling == "joint" else list(features.split(sizes, dim=1))
 
 

@@ -11,7 +11,7 @@ import yaml
 
 from lpam.models.lpam_net import MODES, LPAMNetConfig
 from lpam.models.registry import ModelConfig, model_config_from_dict, model_type_of
-from lpam.options import check_unique, checked_options, load_yaml
+from lpam.options import check_unique, checked_options, is_whole_number, load_yaml
 from lpam.physics.masks import MaskSpec
 from lpam.physics.radial import TrajectorySpec
 from lpam.data.augment import AugmentConfig
@@ -238,7 +238,7 @@ class TrainConfig:
         if self.data.coil_maps not in COIL_MAPS:
             raise ValueError(f"unknown data.coil_maps {self.data.coil_maps!r}; choose one of {', '.join(COIL_MAPS)}")
         coils = self.data.coils
-        if coils is not None and (isinstance(coils, bool) or not isinstance(coils, int) or coils < 1):
+        if coils is not None and not is_whole_number(coils):
             raise ValueError(f"data.coils must be a whole number >= 1 (or null for single-coil data), got {coils!r}")
         multi_coil = coils is not None or self.data.coil_maps == "measured"
         if multi_coil and getattr(self.model, "initial_image", None) == "learned":
