@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from lpam.algorithm.lpam import Constants, History, StepSizes, initial_state, lpam_iteration
+from lpam.algorithm.lpam import Constants, History, Objective, Record, State, StepSizes, initial_state, lpam_iteration
 from lpam.algorithm.regularizer import Regularizer, Term
 from lpam.models.cnn import G_INITS, ComplexCNN, channels_to_complex, checked_dilations
 from lpam.options import checked_options, is_whole_number
@@ -252,6 +252,7 @@ class LPAMNet(nn.Module):
         iterates: list[torch.Tensor] | None = None,
         measure_descent: bool = False,
         checkpoint_phases: bool = False,
+        gradient_phases: int | None = None,
     ) -> torch.Tensor:
         """Run ``phases`` (default: ``config.default_phases(mode)``; past K they repeat the last phase's steps) on the measurements
         ``kspace`` of ``physics``: single-coil (B, C, H, W), or multi-coil (B, C, Nc, H, W) with coil maps in
@@ -260,8 +261,13 @@ class LPAMNet(nn.Module):
         ``measure_descent`` (training) sets ``descent_violation`` to the learned steps' mean violation of the
         acceptance test's sufficient decrease, in either mode. ``checkpoint_phases`` (training) keeps no
         activations inside a phase and recomputes them in the backward pass (torch.utils.checkpoint, one phase
-        at a time): the same gradients for about one more forward pass, at a fraction of the memory."""
+        at a time): the same gradients for about one more forward pass, at a fraction of the memory.
+        ``gradient_phases`` m (training) backpropagates through the last m phases only (truncated
+        backpropagation): the output is the full run's, the earlier phases run without a graph, so a run of many
+        phases (the count deployed) trains at the memory and about the cost of m phases plus forward passes."""
         phases = self._checked_call(kspace, physics, phases, mode)
+        if gradient_phases is not None and not (is_whole_number(gradient_phases) and gradient_phases <= phases):
+            raise ValueError(f"gradient_phases must be a whole number in 1..{phases}, got {gradient_phases!r}")
         physics = physics.to(kspace.device)
         adjoint_images = physics.zero_filled(kspace)
         scale = self.intensity_scale(adjoint_images)
@@ -273,14 +279,11 @@ class LPAMNet(nn.Module):
         measure = measure_descent and self.training and torch.is_grad_enabled()
         options = {"safeguard": convergent, "eps_decay": convergent, "record": history is not None,
                    "measure_violation": measure}
-        recompute = checkpoint_phases and torch.is_grad_enabled()
+        graph = torch.is_grad_enabled()
+        first_with_graph = phases - gradient_phases if gradient_phases is not None else 0
         for phase in range(phases):
-            steps = self.step_sizes(phase)
-            if recompute:  # the recomputation takes the same branches: every decision is deterministic
-                state, record = checkpoint(lpam_iteration, objective, state, steps, self.constants, use_reentrant=False,
-                                           **options)
-            else:
-                state, record = lpam_iteration(objective, state, steps, self.constants, **options)
+            with torch.set_grad_enabled(graph and phase >= first_with_graph):
+                state, record = self._phase(objective, state, phase, checkpoint_phases, options)
             if history is not None:
                 history.append(record)
             if iterates is not None:
@@ -288,6 +291,16 @@ class LPAMNet(nn.Module):
         # mean over phases and samples of the descent violation of the learned steps (0 outside training)
         self.descent_violation = state.violation.mean() / phases if measure else torch.zeros(())
         return torch.stack(state.blocks, dim=1) * scale
+
+    def _phase(self, objective: Objective, state: State, phase: int, checkpoint_phases: bool,
+               options: dict) -> tuple[State, Record | None]:
+        """One phase: lpam_iteration with the phase's step sizes, recomputed in the backward pass if
+        ``checkpoint_phases`` and a graph is recorded (the recomputation takes the same branches: every
+        decision is deterministic)."""
+        steps = self.step_sizes(phase)
+        if checkpoint_phases and torch.is_grad_enabled():
+            return checkpoint(lpam_iteration, objective, state, steps, self.constants, use_reentrant=False, **options)
+        return lpam_iteration(objective, state, steps, self.constants, **options)
 
     def _checked_call(self, kspace: torch.Tensor, physics: ContrastPhysics, phases: int | None, mode: str) -> int:
         """The number of phases to run, after checking the mode, the phases and the measurements."""

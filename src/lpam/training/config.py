@@ -88,11 +88,14 @@ def _trajectory_from(data_raw: dict) -> TrajectorySpec:
 @dataclass
 class Stage:
     """Progressive training (docs/method.md section 4): ``epochs`` epochs with ``phases`` phases, in ``mode``
-    (default: ``train.mode``; e.g. plain stages of a descent-rule network before convergent ones)."""
+    (default: ``train.mode``; e.g. plain stages of a descent-rule network before convergent ones).
+    ``gradient_phases`` (LPAM-net): backpropagate through the last that many phases only (truncated
+    backpropagation, lpam.models.lpam_net.LPAMNet.forward), e.g. to train the count of phases deployed."""
 
     phases: int
     epochs: int
     mode: str | None = None
+    gradient_phases: int | None = None
 
 
 @dataclass
@@ -176,6 +179,7 @@ class TrainConfig:
         for stage in schedule:
             if stage.epochs < 1:
                 raise ValueError(f"stage epochs must be >= 1, got {stage.epochs}")
+            self._validate_gradient_phases(stage)
         self.model.check_schedule([stage.phases for stage in schedule])
         modes = {self.train.mode} | {self.train.stage_mode(stage) for stage in schedule}
         for mode in sorted(modes):
@@ -207,6 +211,17 @@ class TrainConfig:
         if self.train.batch_size < 1 or self.train.checkpoint_every < 1 or self.data.mask.pool < 1:
             raise ValueError("train.batch_size, train.checkpoint_every and data.mask.pool must be >= 1")
         self._validate_counts()
+
+    def _validate_gradient_phases(self, stage: Stage) -> None:
+        count = stage.gradient_phases
+        if count is None:
+            return
+        if not hasattr(self.model, "step_rule"):
+            raise ValueError("train.schedule gradient_phases needs LPAM-net (it truncates the backpropagation "
+                             "through the network's phases)")
+        if not (is_whole_number(count) and count <= stage.phases):
+            raise ValueError(f"a stage's gradient_phases must be a whole number in 1..{stage.phases} (its phases), "
+                             f"got {count!r}")
 
     def _validate_counts(self) -> None:
         """Counts that must be >= 1 when given, weights / seeds that must be >= 0, contrasts named once."""

@@ -186,6 +186,8 @@ class Trainer:
         options = {"measure_descent": True} if config.train.descent_weight > 0 else {}
         if config.train.checkpoint_phases:
             options["checkpoint_phases"] = True
+        if stage.gradient_phases is not None:
+            options["gradient_phases"] = stage.gradient_phases
         recon = self.network(kspace.to(self.device), physics.to(self.device), phases=stage.phases,
                              mode=config.train.stage_mode(stage), **options)
         loss = training_loss(recon, targets.to(self.device), config.train.ssim_weight)
