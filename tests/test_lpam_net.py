@@ -214,6 +214,37 @@ def test_checkpointed_phases_give_the_same_gradients_through_both_branches():
         torch.testing.assert_close(recomputed[name], grad, rtol=1e-5, atol=1e-8, msg=name)
 
 
+def test_gradient_phases_truncate_the_backpropagation_not_the_run():
+    """gradient_phases m: the output is the full run's; only the last m phases carry gradients (the step sizes of
+    the earlier phases get none), and m = all phases gives the full gradients."""
+    model = descent_model(phases=4)
+    model.train()
+    with torch.no_grad():
+        model.alpha.copy_(torch.linspace(0.5, 1.5, 4)[:, None].expand_as(model.alpha))
+    full, history = gradients_of_a_training_step(model)
+    same, _ = gradients_of_a_training_step(model, gradient_phases=4)
+    for name, grad in full.items():
+        torch.testing.assert_close(same[name], grad, msg=name)
+    truncated, again = gradients_of_a_training_step(model, gradient_phases=1)
+    assert again.phi == history.phi  # the same run
+    assert truncated["alpha"][:3].abs().sum() == 0 and truncated["alpha"][3].abs().sum() > 0
+    g_weights = [name for name in full if name.startswith("g.")]
+    assert g_weights and all(truncated[name].abs().sum() > 0 for name in g_weights)
+    assert any(not torch.allclose(truncated[name], full[name]) for name in g_weights)
+    kspace, physics, _ = sample()
+    with torch.no_grad():
+        torch.testing.assert_close(model(kspace, physics, mode="convergent", gradient_phases=2),
+                                   model(kspace, physics, mode="convergent"))
+
+
+@pytest.mark.parametrize("count", [0, 5, 1.5, True])
+def test_gradient_phases_must_lie_within_the_run(count):
+    model = descent_model(phases=4)
+    kspace, physics, _ = sample()
+    with pytest.raises(ValueError, match="gradient_phases must be a whole number in 1..4"):
+        model(kspace, physics, mode="convergent", gradient_phases=count)
+
+
 def test_learned_step_line_search_trains_the_shortened_step():
     """With learned_backtracks, a too-long learned step (alpha 8 on phases 0 and 2) is halved until it passes the
     acceptance test instead of going to the safeguard; the step size gets its gradient through the shortened

@@ -163,6 +163,8 @@ def test_run_directory_and_resume_errors(tmp_path):
         ({"data": {"coils": 4, "coil_maps": "espirit"}}, "unknown data.coil_maps"),
         ({"data": {"coils": 4}, "model": {"initial_image": "learned"}}, "single-coil k-space only"),
         ({"train": {"checkpoint_phases": "yes"}}, "checkpoint_phases must be true or false"),
+        ({"train": {"schedule": [{"phases": 2, "epochs": 1, "gradient_phases": 3}]}}, "gradient_phases must be"),
+        ({"train": {"schedule": [{"phases": 2, "epochs": 1, "gradient_phases": 0}]}}, "gradient_phases must be"),
     ],
 )
 def test_config_errors(tmp_path, change, message):
@@ -249,9 +251,25 @@ def test_checkpointed_phases_train_to_the_same_weights(tmp_path):
         torch.testing.assert_close(got[key], expected[key], rtol=1e-4, atol=1e-6, msg=key)
 
 
+def test_gradient_phases_train_through_the_last_phases(tmp_path):
+    """A stage with gradient_phases 1 of 2 trains (its best.pt validated at both phases) and leaves phase 1's
+    step sizes where the warm start put them: only the last phase backpropagates."""
+    config = convergent_config(steps=2, epochs=2)
+    config.train.schedule[-1].gradient_phases = 1
+    config.train.schedule = config.train.schedule[-1:]
+    best = trainer.train(config, tmp_path / "run", quiet=True)
+    alpha = load_checkpoint(best)["model"]["alpha"]
+    start = torch.full_like(alpha[0], config.train.init_alpha)
+    torch.testing.assert_close(alpha[0], start, rtol=0, atol=0)
+    assert not torch.equal(alpha[1], start)
+
+
 def test_checkpointed_phases_need_lpam_net():
     raw = copy.deepcopy(TINY)
     raw["model"] = {"type": "unet", "channels": 4}
     raw["train"].update(checkpoint_phases=True, schedule=[{"phases": 1, "epochs": 1}])
     with pytest.raises(ValueError, match="checkpoint_phases needs LPAM-net"):
+        TrainConfig.from_dict(raw)
+    raw["train"].update(checkpoint_phases=False, schedule=[{"phases": 1, "epochs": 1, "gradient_phases": 1}])
+    with pytest.raises(ValueError, match="gradient_phases needs LPAM-net"):
         TrainConfig.from_dict(raw)
