@@ -2,6 +2,7 @@
 import copy
 import csv
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -262,6 +263,41 @@ def test_gradient_phases_train_through_the_last_phases(tmp_path):
     start = torch.full_like(alpha[0], config.train.init_alpha)
     torch.testing.assert_close(alpha[0], start, rtol=0, atol=0)
     assert not torch.equal(alpha[1], start)
+
+
+def test_every_committed_config_loads():
+    """configs/*.yaml, their base chains resolved (an experiment's config holds only what it changes)."""
+    configs = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+    assert len(configs) > 10
+    for path in configs:
+        TrainConfig.load(path)
+
+
+def test_a_config_applies_its_keys_on_top_of_its_base(tmp_path):
+    (tmp_path / "nested").mkdir()
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(TINY))
+    (tmp_path / "nested" / "child.yaml").write_text(
+        "base: ../base.yaml\nmodel: {features: 4}\ntrain: {schedule: [{phases: 2, epochs: 3}]}\n")
+    child = TrainConfig.load(tmp_path / "nested" / "child.yaml")
+    expected = tiny_config(schedule=[{"phases": 2, "epochs": 3}])
+    expected.model.features = 4  # a mapping merges key by key, a list (the schedule) is replaced
+    assert child.to_dict() == expected.to_dict()
+
+
+@pytest.mark.parametrize(
+    "files, message",
+    [
+        ({"a.yaml": "base: missing.yaml\n"}, r"training config not found: .*missing.yaml \(the base of .*a.yaml\)"),
+        ({"a.yaml": "base: b.yaml\n", "b.yaml": "base: a.yaml\n"}, "the base configs form a cycle"),
+        ({"a.yaml": "base: 3\n"}, "base must be the path of another training config"),
+        ({"a.yaml": "base: b.yaml\n", "b.yaml": "- 1\n"}, "must be a mapping"),
+    ],
+)
+def test_base_config_errors(tmp_path, files, message):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        TrainConfig.load(tmp_path / "a.yaml")
 
 
 def test_checkpointed_phases_need_lpam_net():

@@ -1,5 +1,8 @@
 """Training configuration: a YAML file with sections ``model``, ``data`` and ``train``; unknown keys are
-errors (a typo must not silently train something else)."""
+errors (a typo must not silently train something else). A file may start from another: ``base: other.yaml``
+(a path relative to the file) loads that config and applies this file's keys on top of it, mappings merged
+key by key and anything else (a list such as the schedule, a number) replaced, so an experiment's config
+holds only what it changes."""
 from __future__ import annotations
 
 import math
@@ -19,6 +22,7 @@ from lpam.data.augment import AugmentConfig
 COIL_MAPS = ("simulated", "measured")
 LR_DECAYS = ("constant", "cosine")
 LR_FLOOR = 0.05  # cosine decay ends at this fraction of the initial rates
+BASE_KEY = "base"  # a config file's key naming the config it starts from
 
 
 def lr_factor(decay: str, step: int, total_steps: int) -> float:
@@ -28,6 +32,41 @@ def lr_factor(decay: str, step: int, total_steps: int) -> float:
         return 1.0
     progress = min(step / max(total_steps, 1), 1.0)
     return LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def merged(base: dict, override: dict) -> dict:
+    """``override`` on top of ``base``: mappings merged key by key, any other value replaced."""
+    result = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merged(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+def _resolved_yaml(path: Path, chain: tuple[Path, ...]) -> Any:
+    """The mapping of config file ``path`` on top of its ``base`` file's (resolved the same way); ``chain``
+    holds the files that led here, to refuse a cycle."""
+    if not path.is_file():
+        where = f" (the base of {chain[-1]})" if chain else ""
+        raise FileNotFoundError(f"training config not found: {path}{where}")
+    if path.resolve() in chain:
+        raise ValueError(f"{chain[0]}: the base configs form a cycle through {path}")
+    try:
+        raw = load_yaml(path.read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path} is not valid YAML: {error}") from error
+    if not isinstance(raw, dict) or BASE_KEY not in raw:
+        return raw
+    raw = dict(raw)
+    base = raw.pop(BASE_KEY)
+    if not isinstance(base, str) or not base:
+        raise ValueError(f"{path}: base must be the path of another training config, got {base!r}")
+    base_raw = _resolved_yaml(path.parent / base, chain + (path.resolve(),))
+    if not isinstance(base_raw, dict):
+        raise ValueError(f"{path.parent / base}: a training config must be a mapping with sections model, data, train")
+    return merged(base_raw, raw)
 
 
 @dataclass
@@ -160,13 +199,9 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
+        """The config of the YAML file ``path``, its ``base`` chain resolved."""
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"training config not found: {path}")
-        try:
-            raw = load_yaml(path.read_text())
-        except yaml.YAMLError as error:
-            raise ValueError(f"{path} is not valid YAML: {error}") from error
+        raw = _resolved_yaml(path, ())
         try:
             return cls.from_dict(raw)
         except (TypeError, ValueError) as error:
