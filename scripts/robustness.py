@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from lpam.checkpoint import load_model
+from lpam.cli import mask_spec
+from lpam.cli_arguments import add_mask_options
 from lpam.options import parse_slices
 from lpam.data.embedded import load_split, simulate_kspace
 from lpam.io import save_json
@@ -19,7 +21,8 @@ from lpam.metrics import evaluate_contrasts
 from lpam.physics.mri import MRIPhysics
 from lpam.reconstruction import reconstruct_tv
 from lpam.data.augment import gaussian_blur, rotate_and_zoom
-from lpam.physics.masks import MaskSpec
+from lpam.models.shipped import resolve_checkpoint
+from lpam.tv_tuning import tuned_settings
 from lpam.workflows import run_network
 
 
@@ -44,15 +47,19 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--slices", default="0:4")
     parser.add_argument("--out", default=None)
+    add_mask_options(parser)
     args = parser.parse_args()
-    model = load_model(args.checkpoint)
+    spec = mask_spec(args)
+    checkpoint, described = resolve_checkpoint(args.checkpoint, spec)
+    print(f"mask: {spec.kind}, model: {described}")
+    model, tv_settings = load_model(checkpoint), tuned_settings(spec)
     images = load_split("test", slices=parse_slices(args.slices)).images
     results = {}
     print(f"{'input':<26}{'method':<21}{'T1 PSNR':>9}{'T1 SSIM':>9}{'T2 PSNR':>9}{'T2 SSIM':>9}")
     for name, (truth, noise) in variants(images).items():
-        mask = MaskSpec().build(tuple(truth.shape[-2:]))
+        mask = spec.build(tuple(truth.shape[-2:]))
         kspace, physics = simulate_kspace(truth, mask, noise_std=noise), MRIPhysics(mask, truth.shape[1])
-        recons = {"zero-filled": physics.adjoint(kspace), "joint-tv": reconstruct_tv(kspace, physics)[0],
+        recons = {"zero-filled": physics.adjoint(kspace), "joint-tv": reconstruct_tv(kspace, physics, tv_settings)[0],
                   "lpam-net": run_network(model, kspace, physics),
                   "lpam-net-convergent": run_network(model, kspace, physics, "convergent")}
         # data range 1 for the metrics: halved images are compared on the halved scale
