@@ -81,9 +81,11 @@ def test_make_batch_with_coils_simulates_coil_kspace():
     torch.testing.assert_close(combined, images[[1, 3]].to(torch.complex64), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("lr_decay", ["constant", "cosine"])
-def test_resume_continues_exactly(tmp_path, monkeypatch, lr_decay):
-    reference = trainer.train(tiny_config(lr_decay=lr_decay), tmp_path / "reference", quiet=True)
+@pytest.mark.parametrize("settings", [{"lr_decay": "constant"}, {"lr_decay": "cosine"}, {"ema_decay": 0.5}])
+def test_resume_continues_exactly(tmp_path, monkeypatch, settings):
+    """A run killed after 3 steps resumes to the uninterrupted run's best.pt (with ema_decay: the moving average
+    of the weights, resumed from last.pt)."""
+    reference = trainer.train(tiny_config(**settings), tmp_path / "reference", quiet=True)
     original_loss, calls = trainer.training_loss, {"n": 0}
 
     def killed_after_three_steps(*args, **kwargs):
@@ -94,14 +96,33 @@ def test_resume_continues_exactly(tmp_path, monkeypatch, lr_decay):
 
     monkeypatch.setattr(trainer, "training_loss", killed_after_three_steps)
     with pytest.raises(KeyboardInterrupt):
-        trainer.train(tiny_config(lr_decay=lr_decay), tmp_path / "killed", quiet=True)
+        trainer.train(tiny_config(**settings), tmp_path / "killed", quiet=True)
     assert load_checkpoint(tmp_path / "killed" / "last.pt")["position"]["global_step"] == 3
     monkeypatch.setattr(trainer, "training_loss", original_loss)
-    resumed = trainer.train(tiny_config(lr_decay=lr_decay), tmp_path / "killed", resume=True, quiet=True)
+    resumed = trainer.train(tiny_config(**settings), tmp_path / "killed", resume=True, quiet=True)
     expected, got = load_checkpoint(reference)["model"], load_checkpoint(resumed)["model"]
     for key in expected:
         torch.testing.assert_close(got[key], expected[key], rtol=0, atol=0)
     assert (tmp_path / "killed" / "train.csv").read_text().count("\n") == 1 + 4
+
+
+def test_the_moving_average_of_the_weights_is_validated_and_kept(tmp_path):
+    """train.ema_decay d = 0.5 over two steps from w0: best.pt holds d^2 w0 + d (1 - d) w1 + (1 - d) w2."""
+    run = trainer.Trainer(tiny_config(ema_decay=0.5, schedule=[{"phases": 2, "epochs": 1}]), tmp_path / "run",
+                          quiet=True)
+    weights, optimizer_step = [copy.deepcopy(run.model.state_dict())], run.optimizer.step
+
+    def step_and_record(*args, **kwargs):
+        optimizer_step(*args, **kwargs)
+        weights.append(copy.deepcopy(run.model.state_dict()))
+
+    run.optimizer.step = step_and_record
+    best = load_checkpoint(run.run())["model"]
+    w0, w1, w2 = weights
+    changed = [key for key in w0 if not torch.equal(w1[key], w2[key])]
+    assert changed
+    for key in changed:
+        torch.testing.assert_close(best[key], 0.25 * w0[key] + 0.25 * w1[key] + 0.5 * w2[key], msg=key)
 
 
 def test_cosine_decay_runs_from_the_initial_rates_down_to_the_floor(tmp_path):
@@ -164,6 +185,9 @@ def test_run_directory_and_resume_errors(tmp_path):
         ({"data": {"coils": 4, "coil_maps": "espirit"}}, "unknown data.coil_maps"),
         ({"data": {"coils": 4}, "model": {"initial_image": "learned"}}, "single-coil k-space only"),
         ({"train": {"checkpoint_phases": "yes"}}, "checkpoint_phases must be true or false"),
+        ({"train": {"ema_decay": 1.0}}, "ema_decay must lie in"),
+        ({"train": {"ema_decay": "0.9"}}, "ema_decay must be a number"),
+        ({"train": {"ema_decay": 0}}, "ema_decay must lie in"),
         ({"train": {"schedule": [{"phases": 2, "epochs": 1, "gradient_phases": 3}]}}, "gradient_phases must be"),
         ({"train": {"schedule": [{"phases": 2, "epochs": 1, "gradient_phases": 0}]}}, "gradient_phases must be"),
     ],

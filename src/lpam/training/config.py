@@ -157,6 +157,10 @@ class TrainSettings:
     val_slices: int | None = None
     device: str = "cpu"
     init_from: str | None = None  # a checkpoint to start from (lpam.training.warm_start), not a resume
+    # d in (0, 1): validate and keep as best.pt the exponential moving average of the weights,
+    # w_avg <- d w_avg + (1 - d) w after every step (None: the weights themselves); it averages out the noise of
+    # small-batch steps, e.g. when fine-tuning a trained network
+    ema_decay: float | None = None
     # LPAM-net: every phase's alpha set to this value at the start (after init_from), e.g. a step that the
     # warm-started network's Phi_eps accepts (docs/method.md section 4b, "Start")
     init_alpha: float | None = None
@@ -235,6 +239,9 @@ class TrainConfig:
             raise ValueError(f"unknown train.lr_decay {self.train.lr_decay!r}; choose one of {', '.join(LR_DECAYS)}")
         if self.train.init_alpha is not None and not (self.train.init_alpha > 0 and hasattr(self.model, "alpha_init")):
             raise ValueError(f"train.init_alpha must be a positive step size of LPAM-net, got {self.train.init_alpha}")
+        decay = self.train.ema_decay
+        if decay is not None and (isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 < decay < 1):
+            raise ValueError(f"train.ema_decay must lie in (0, 1) (or null: no averaging), got {decay!r}")
         if not self.train.descent_weight >= 0:
             raise ValueError(f"train.descent_weight must be >= 0, got {self.train.descent_weight}")
         if self.train.descent_weight > 0 and not hasattr(self.model, "step_rule"):

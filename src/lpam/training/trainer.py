@@ -4,7 +4,9 @@ checkpoints and exact resume (docs/method.md section 4).
 Loss per contrast: MSE(|x_hat|, x) + ssim_weight * (1 - SSIM(|x_hat|, x)); the training SSIM is
 torchmetrics' (7x7 uniform window, differentiable); reported SSIM is scikit-image's (lpam.metrics).
 Adam with two learning rates: ``lr`` for the CNN(s), ``lr_steps`` for the models' step-size parameters
-(LPAM-net's alpha, tau or lam, abar and eps0), constant or decaying together (``train.lr_decay``). Every random choice of a sample comes from a generator seeded by
+(LPAM-net's alpha, tau or lam, abar and eps0), constant or decaying together (``train.lr_decay``). With
+``train.ema_decay`` d, validation and best.pt use the moving average of the weights, w_avg <- d w_avg + (1 - d) w
+(torch.optim.swa_utils.AveragedModel), kept in last.pt for an exact resume. Every random choice of a sample comes from a generator seeded by
 (seed, stage, epoch, index), so a resumed run continues exactly where it stopped.
 """
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DistributedSampler
 from torchmetrics.functional.image import structural_similarity_index_measure
 from tqdm import tqdm
@@ -91,6 +94,7 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, config)
         self.initial_rates = [group["lr"] for group in self.optimizer.param_groups]
         self.position, self.best_score = Position(), -math.inf
+        self.average = None
         self._start(resume)
         barrier(self.group)  # every process has checked the run directory before rank 0 writes to it
         if self.group.is_main:
@@ -113,6 +117,9 @@ class Trainer:
             self.model.load_state_dict(checkpoint["model"])
             self.optimizer.load_state_dict(checkpoint["optimizer"])
             self.best_score = checkpoint["best_score"]
+            self._start_average()
+            if self.average is not None:
+                self.average.load_state_dict(checkpoint["average"])
             return
         if self.run_dir.exists() and (not self.run_dir.is_dir() or any(self.run_dir.iterdir())):
             raise FileExistsError(f"{self.run_dir} is not an empty folder (it holds a run or other files); use "
@@ -121,6 +128,19 @@ class Trainer:
             warm_start(self.model, config.train.init_from, config.data.contrasts)
         if config.train.init_alpha is not None:
             self.model.reset_alpha(config.train.init_alpha)
+        self._start_average()
+
+    def _start_average(self) -> None:
+        """The moving average of the weights (``train.ema_decay``), starting at the model's weights."""
+        decay = self.config.train.ema_decay
+        if decay is not None:
+            self.average = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(decay))
+            self.average.update_parameters(self.model)  # the first update copies the weights
+
+    @property
+    def validated_model(self) -> nn.Module:
+        """The model that is validated and kept as best.pt: the weights' moving average, or the weights."""
+        return self.model if self.average is None else self.average.module
 
     def _prepare_run_dir(self, resume: bool) -> None:
         """The run folder with config.yaml; on resume the log rows written after last.pt are dropped (they are
@@ -154,9 +174,11 @@ class Trainer:
 
     def save(self, path: Path) -> None:
         """A resumable checkpoint: the model, the optimizer, the position, the best score and the config."""
-        save_checkpoint(path, self.model, extra={"optimizer": self.optimizer.state_dict(),
-                                                 "position": vars(self.position), "best_score": self.best_score,
-                                                 "train_config": self.config.to_dict()})
+        extra = {"optimizer": self.optimizer.state_dict(), "position": vars(self.position),
+                 "best_score": self.best_score, "train_config": self.config.to_dict()}
+        if self.average is not None:
+            extra["average"] = self.average.state_dict()
+        save_checkpoint(path, self.model, extra=extra)
 
     def run(self) -> Path:
         """Train to the end of the schedule; returns best.pt."""
@@ -203,6 +225,8 @@ class Trainer:
         for group, rate in zip(self.optimizer.param_groups, self.initial_rates):
             group["lr"] = rate * factor
         self.optimizer.step()
+        if self.average is not None:
+            self.average.update_parameters(self.model)
         position.sample, position.global_step = batch + 1, position.global_step + 1
         if self.group.is_main:
             self._log_step(stage, loss_value, time.perf_counter() - started)
@@ -236,15 +260,16 @@ class Trainer:
         final_stage = stage.phases == self.config.train.schedule[-1].phases
         if final_stage and score > self.best_score:
             self.best_score = score
-            save_checkpoint(self.best_path, self.model, extra={"phases": stage.phases, "val_psnr": psnr,
-                                                               "val_ssim": ssim, "train_config": self.config.to_dict()})
+            save_checkpoint(self.best_path, self.validated_model,
+                            extra={"phases": stage.phases, "val_psnr": psnr, "val_ssim": ssim,
+                                   "train_config": self.config.to_dict()})
         self.save(self.last_path)
 
     def _validate_epoch(self, stage: Stage, epoch: int) -> tuple[dict[str, float], dict[str, float]]:
         """Validation PSNR and SSIM per contrast after ``epoch``, logged to val.csv and TensorBoard."""
         contrasts = self.config.data.contrasts
-        metrics = validate(self.model, self.val_data, stage.phases, self.config.train.stage_mode(stage), contrasts,
-                           self.device)
+        metrics = validate(self.validated_model, self.val_data, stage.phases, self.config.train.stage_mode(stage),
+                           contrasts, self.device)
         psnr = {c: metrics[c]["psnr"]["mean"] for c in contrasts}
         ssim = {c: metrics[c]["ssim"]["mean"] for c in contrasts}
         row = {"epoch": epoch, "step": self.position.global_step, "phases": stage.phases}
