@@ -6,8 +6,9 @@ torchmetrics' (7x7 uniform window, differentiable); reported SSIM is scikit-imag
 Adam with two learning rates: ``lr`` for the CNN(s), ``lr_steps`` for the models' step-size parameters
 (LPAM-net's alpha, tau or lam, abar and eps0), constant or decaying together (``train.lr_decay``). With
 ``train.ema_decay`` d, validation and best.pt use the moving average of the weights, w_avg <- d w_avg + (1 - d) w
-(torch.optim.swa_utils.AveragedModel), kept in last.pt for an exact resume. Every random choice of a sample comes from a generator seeded by
-(seed, stage, epoch, index), so a resumed run continues exactly where it stopped.
+(torch.optim.swa_utils.AveragedModel), kept in last.pt for an exact resume. Every random choice of a sample
+comes from a generator seeded by (seed, stage, epoch, index), so a resumed run continues exactly where it
+stopped.
 """
 from __future__ import annotations
 
