@@ -125,6 +125,21 @@ def test_the_moving_average_of_the_weights_is_validated_and_kept(tmp_path):
         torch.testing.assert_close(best[key], 0.25 * w0[key] + 0.25 * w1[key] + 0.5 * w2[key], msg=key)
 
 
+def test_micro_batches_take_the_step_of_the_whole_batch(tmp_path):
+    """train.micro_batch_size 1 with a batch of 2 accumulates the two samples' gradients, each loss weighted by
+    its share: the gradients and the loss equal those of the batch taken at once (up to float rounding)."""
+    gradients, losses = {}, {}
+    for name, micro in (("whole", None), ("micro", 1)):
+        run = trainer.Trainer(tiny_config(batch_size=2, micro_batch_size=micro), tmp_path / name, quiet=True)
+        run.optimizer.step = lambda: None  # the gradients of the first step, weights untouched
+        losses[name] = run.step(run.config.train.schedule[0], 0, [0, 1])
+        gradients[name] = {key: p.grad.clone() for key, p in run.model.named_parameters() if p.grad is not None}
+    assert gradients["whole"].keys() == gradients["micro"].keys() and gradients["whole"]
+    for key, grad in gradients["whole"].items():
+        torch.testing.assert_close(gradients["micro"][key], grad, rtol=1e-4, atol=1e-7)
+    assert losses["micro"] == pytest.approx(losses["whole"], rel=1e-5)
+
+
 def test_cosine_decay_runs_from_the_initial_rates_down_to_the_floor(tmp_path):
     factors = [lr_factor("cosine", step, 10) for step in range(11)]
     assert factors[0] == 1.0 and factors[-1] == pytest.approx(LR_FLOOR)
@@ -186,6 +201,7 @@ def test_run_directory_and_resume_errors(tmp_path):
         ({"data": {"coils": 4}, "model": {"initial_image": "learned"}}, "single-coil k-space only"),
         ({"train": {"checkpoint_phases": "yes"}}, "checkpoint_phases must be true or false"),
         ({"train": {"ema_decay": 1.0}}, "ema_decay must lie in"),
+        ({"train": {"micro_batch_size": 0}}, "micro_batch_size must be a whole number >= 1"),
         ({"train": {"ema_decay": "0.9"}}, "ema_decay must be a number"),
         ({"train": {"ema_decay": 0}}, "ema_decay must lie in"),
         ({"train": {"schedule": [{"phases": 2, "epochs": 1, "gradient_phases": 3}]}}, "gradient_phases must be"),

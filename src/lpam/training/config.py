@@ -142,6 +142,9 @@ class TrainSettings:
     schedule: list[Stage] = field(default_factory=lambda: [Stage(3, 2), Stage(5, 2), Stage(15, 2)])
     mode: str = "plain"
     batch_size: int = 1
+    # the batch's gradients accumulated over micro-batches of this many samples (memory of a micro-batch, the
+    # step of the whole batch); None: the whole batch at once
+    micro_batch_size: int | None = None
     lr: float = 1e-4
     lr_steps: float = 1e-4
     # "constant", or "cosine": both rates follow lr_factor (a half cosine over the schedule's steps)
@@ -268,7 +271,7 @@ class TrainConfig:
     def _validate_counts(self) -> None:
         """Counts that must be >= 1 when given, weights / seeds that must be >= 0, contrasts named once."""
         check_unique(self.data.contrasts, "data.contrasts")
-        for name in ("steps_per_epoch", "val_slices"):
+        for name in ("steps_per_epoch", "val_slices", "micro_batch_size"):
             value = getattr(self.train, name)
             if value is not None and value < 1:
                 raise ValueError(f"train.{name} must be a whole number >= 1 (or null for all), got {value!r}")

@@ -201,9 +201,36 @@ class Trainer:
         return self.best_path
 
     def step(self, stage: Stage, batch: int, indices: list[int]) -> float:
-        """Step ``batch`` of the epoch: one optimisation step on the samples at ``indices``; returns the loss
-        (averaged over processes)."""
+        """Step ``batch`` of the epoch: one optimisation step on the samples at ``indices``, their gradients
+        accumulated over micro-batches of ``train.micro_batch_size`` (each loss weighted by its share of the
+        batch, so the step equals the whole batch's); returns the loss (averaged over processes)."""
         config, position, started = self.config, self.position, time.perf_counter()
+        size = config.train.micro_batch_size or len(indices)
+        self.optimizer.zero_grad(set_to_none=True)
+        total = torch.zeros((), device=self.device)
+        for start in range(0, len(indices), size):
+            chunk = indices[start : start + size]
+            loss = self._batch_loss(stage, chunk) * (len(chunk) / len(indices))
+            loss.backward()
+            total = total + loss.detach()
+        loss_value = mean_over_processes(total, self.group)
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(f"training loss is not finite at step {position.global_step}; lower the "
+                                     "learning rate")
+        factor = lr_factor(config.train.lr_decay, position.global_step, self.total_steps)
+        for group, rate in zip(self.optimizer.param_groups, self.initial_rates):
+            group["lr"] = rate * factor
+        self.optimizer.step()
+        if self.average is not None:
+            self.average.update_parameters(self.model)
+        position.sample, position.global_step = batch + 1, position.global_step + 1
+        if self.group.is_main:
+            self._log_step(stage, loss_value, time.perf_counter() - started)
+        return loss_value
+
+    def _batch_loss(self, stage: Stage, indices: list[int]) -> torch.Tensor:
+        """The training loss (with the descent-violation term) of the samples at ``indices``."""
+        config, position = self.config, self.position
         kspace, physics, targets = make_batch(self.transform, indices, config.train.seed,
                                               (position.stage, position.epoch))
         options = {"measure_descent": True} if config.train.descent_weight > 0 else {}
@@ -216,22 +243,7 @@ class Trainer:
         loss = training_loss(recon, targets.to(self.device), config.train.ssim_weight)
         if config.train.descent_weight > 0:
             loss = loss + config.train.descent_weight * self.model.descent_violation
-        loss_value = mean_over_processes(loss, self.group)
-        if not math.isfinite(loss_value):
-            raise FloatingPointError(f"training loss is not finite at step {position.global_step}; lower the "
-                                     "learning rate")
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        factor = lr_factor(config.train.lr_decay, position.global_step, self.total_steps)
-        for group, rate in zip(self.optimizer.param_groups, self.initial_rates):
-            group["lr"] = rate * factor
-        self.optimizer.step()
-        if self.average is not None:
-            self.average.update_parameters(self.model)
-        position.sample, position.global_step = batch + 1, position.global_step + 1
-        if self.group.is_main:
-            self._log_step(stage, loss_value, time.perf_counter() - started)
-        return loss_value
+        return loss
 
     def _log_step(self, stage: Stage, loss: float, seconds: float) -> None:
         position = self.position
