@@ -242,8 +242,8 @@ class TrainConfig:
             raise ValueError(f"unknown train.lr_decay {self.train.lr_decay!r}; choose one of {', '.join(LR_DECAYS)}")
         if self.train.init_alpha is not None and not (self.train.init_alpha > 0 and hasattr(self.model, "alpha_init")):
             raise ValueError(f"train.init_alpha must be a positive step size of LPAM-net, got {self.train.init_alpha}")
-        decay = self.train.ema_decay
-        if decay is not None and (isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 < decay < 1):
+        decay = self.train.ema_decay  # a number or None: checked_options converted it
+        if decay is not None and not 0 < decay < 1:
             raise ValueError(f"train.ema_decay must lie in (0, 1) (or null: no averaging), got {decay!r}")
         if not self.train.descent_weight >= 0:
             raise ValueError(f"train.descent_weight must be >= 0, got {self.train.descent_weight}")
