@@ -15,12 +15,15 @@ from lpam.regularizers.tv import FiniteDifferences
 
 
 @pytest.mark.parametrize("padding", ["zeros", "circular"])
-@pytest.mark.parametrize("dilations", [None, (1, 2, 3, 2)])
-def test_hand_written_backward_is_differentiable_for_training(padding, dilations):
+@pytest.mark.parametrize("dilations, context", [(None, None), ((1, 2, 3, 2), None), (None, (2, 3)), (None, (4,))])
+def test_hand_written_backward_is_differentiable_for_training(padding, dilations, context):
     """The hand-written gradient and its derivatives (training through the gradient step) agree with autograd,
-    with dilated layers too."""
+    with dilated layers and a context branch too (its silent last layer made non-zero here)."""
     torch.manual_seed(0)
-    g = ComplexCNN(2, features=4, init="random", padding=padding, dilations=dilations).double()
+    g = ComplexCNN(2, features=4, init="random", padding=padding, dilations=dilations, context_dilations=context,
+                   context_features=3).double()
+    for weight in list(g.context_real) + list(g.context_imag):
+        torch.nn.init.normal_(weight.data, std=0.3)
     x = [0.3 * torch.randn(1, 8, 9, dtype=torch.complex128) for _ in range(2)]
     eps = torch.tensor([0.05], dtype=torch.float64)
     _, grads = g.smoothed_value_and_grad(x, eps)
@@ -134,6 +137,30 @@ def test_network_input_errors():
 def test_bad_dilations_are_refused(dilations, message):
     with pytest.raises(ValueError, match=message):
         LPAMNetConfig(dilations=dilations)
+
+
+def test_context_branch_starts_silent_and_learns():
+    """A context branch adds 2 * 9 * (32 * 16 + 16 * 32) parameters, starts at zero output (a network built
+    with it and warm-started from one without computes the same), and its last layer gets a gradient."""
+    plain, context = (LPAMNet(LPAMNetConfig(phases=2, step_rule="descent", reg_weight_init=0.01,
+                                            context_dilations=c)) for c in (None, [4, 12]))
+    assert count_parameters(context) - count_parameters(plain) == 2 * 9 * (32 * 16 + 16 * 32)
+    missing, unexpected = context.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and all(".context_" in name for name in missing)
+    kspace, physics, images = sample(size=28)
+    torch.testing.assert_close(context(kspace, physics), plain(kspace, physics))
+    loss = (context(kspace, physics).abs() - images).square().mean()
+    loss.backward()
+    assert context.g[0].context_real[-1].grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"context_dilations": [0, 2]}, "context_dilations"), ({"context_dilations": "4"}, "context_dilations"),
+    ({"context_dilations": [4, 12], "context_features": 0}, "context_features"),
+])
+def test_bad_context_branch_is_refused(values, message):
+    with pytest.raises(ValueError, match=message):
+        LPAMNetConfig(**values)
 
 
 def test_dilations_keep_the_parameter_count():

@@ -1,5 +1,6 @@
 """The learned feature map g of LPAM-net (docs/method.md section 4): complex 3x3 convolutions, no bias,
-in -> 32 -> 32 -> 32 -> 32, the smoothed ReLU s between layers on real and imaginary parts.
+in -> 32 -> 32 -> 32 -> 32, the smoothed ReLU s between layers on real and imaginary parts; optionally a
+context branch of dilated layers on the first layer's activations, added to the output.
 
 A complex convolution with weight A + iB on input p + iq is (A*p - B*q) + i(B*p + A*q). Holding the
 real parts of all channels before the imaginary parts, it is one real convolution with the block weight
@@ -84,12 +85,36 @@ def checked_dilations(dilations: list[int] | tuple[int, ...] | None, layers: int
     return tuple(dilations)
 
 
+def checked_context_dilations(dilations: list[int] | tuple[int, ...] | None) -> tuple[int, ...]:
+    """The dilations of g's context branch, one per branch layer (None or empty: no branch)."""
+    if dilations is None:
+        return ()
+    if not isinstance(dilations, (list, tuple)) or not all(is_whole_number(d) for d in dilations):
+        raise ValueError(f"context_dilations must be a list of whole numbers >= 1 (one per layer of g's context "
+                         f"branch), got {dilations!r}")
+    return tuple(dilations)
+
+
+def xavier_pair(c_in: int, c_out: int) -> tuple[nn.Parameter, nn.Parameter]:
+    """Real and imaginary 3x3 weights (c_out, c_in, 3, 3), Xavier scale split over the two parts."""
+    std = math.sqrt(2.0 / (9 * (c_in + c_out))) / math.sqrt(2)
+    return nn.Parameter(torch.randn(c_out, c_in, 3, 3) * std), nn.Parameter(torch.randn(c_out, c_in, 3, 3) * std)
+
+
+def block_weight(real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
+    """The real block weight [[A, -B], [B, A]] of the complex weight A + iB."""
+    return torch.cat([torch.cat([real, -imag], 1), torch.cat([imag, real], 1)], 0)
+
+
 class ComplexCNN(nn.Module):
     """g(x_1..x_N): complex CNN on the stacked blocks, output real features (B, 2 * out_channels, H, W).
 
     ``out_channels`` defaults to ``features`` (no projection back, docs/method.md section 4). ``dilations``
     (one per layer, default all 1) spaces each layer's 3x3 taps d pixels apart: the same weights see
-    1 + 2 sum(d) pixels across instead of 1 + 2 * layers.
+    1 + 2 sum(d) pixels across instead of 1 + 2 * layers. ``context_dilations`` adds a context branch:
+    g(x) = main(x) + C_m(s(... s(C_1 a_1))), C_l dilated by the l-th entry, a_1 = s(W_1 x) the first layer's
+    activations, ``context_features`` channels inside; its last layer starts at zero, so the branch starts
+    silent (g, and a warm-started network, compute what they computed without it).
     """
 
     def __init__(
@@ -102,6 +127,8 @@ class ComplexCNN(nn.Module):
         out_channels: int | None = None,
         padding: str = "zeros",
         dilations: tuple[int, ...] | None = None,
+        context_dilations: tuple[int, ...] | None = None,
+        context_features: int = 16,
     ) -> None:
         super().__init__()
         if init not in G_INITS:
@@ -114,14 +141,25 @@ class ComplexCNN(nn.Module):
         self.dilations = checked_dilations(dilations, layers, init)
         self.in_channels, self.features, self.delta = in_channels, features, delta
         widths = [in_channels] + [features] * (layers - 1) + [out_channels or features]
-        self.weight_real = nn.ParameterList()
-        self.weight_imag = nn.ParameterList()
-        for c_in, c_out in zip(widths[:-1], widths[1:]):
-            std = math.sqrt(2.0 / (9 * (c_in + c_out))) / math.sqrt(2)  # Xavier, split over Re and Im
-            self.weight_real.append(nn.Parameter(torch.randn(c_out, c_in, 3, 3) * std))
-            self.weight_imag.append(nn.Parameter(torch.randn(c_out, c_in, 3, 3) * std))
+        self.weight_real, self.weight_imag = self._layer_weights(widths)
         if init == "tv":
             self._init_as_tv()
+        self.context_dilations = checked_context_dilations(context_dilations)
+        if self.context_dilations and not is_whole_number(context_features):
+            raise ValueError(f"context_features must be a whole number >= 1, got {context_features!r}")
+        branch = len(self.context_dilations)
+        context_widths = [features] + [context_features] * (branch - 1) + [out_channels or features] if branch else []
+        self.context_real, self.context_imag = self._layer_weights(context_widths)
+        if branch:
+            with torch.no_grad():
+                self.context_real[-1].zero_()
+                self.context_imag[-1].zero_()
+
+    @staticmethod
+    def _layer_weights(widths: list[int]) -> tuple[nn.ParameterList, nn.ParameterList]:
+        """Xavier-initialised real and imaginary weights of the layers widths[0] -> widths[1] -> ..."""
+        pairs = [xavier_pair(c_in, c_out) for c_in, c_out in zip(widths[:-1], widths[1:])]
+        return nn.ParameterList([p[0] for p in pairs]), nn.ParameterList([p[1] for p in pairs])
 
     @torch.no_grad()
     def _init_as_tv(self) -> None:
@@ -142,20 +180,39 @@ class ComplexCNN(nn.Module):
             real[range(active), range(active), 1, 1] = 1.0
 
     def block_weights(self) -> list[torch.Tensor]:
-        """Real block weights [[A, -B], [B, A]] of every layer."""
-        return [
-            torch.cat([torch.cat([a, -b], 1), torch.cat([b, a], 1)], 0)
-            for a, b in zip(self.weight_real, self.weight_imag)
-        ]
+        """Real block weights [[A, -B], [B, A]] of every layer of the main path."""
+        return [block_weight(a, b) for a, b in zip(self.weight_real, self.weight_imag)]
 
-    def _forward_layers(self, x: torch.Tensor, weights: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Returns the features and the pre-activations of the hidden layers."""
+    def context_block_weights(self) -> list[torch.Tensor]:
+        """Real block weights of the context branch's layers (none without a branch)."""
+        return [block_weight(a, b) for a, b in zip(self.context_real, self.context_imag)]
+
+    def _forward_path(self, x: torch.Tensor, weights: list[torch.Tensor],
+                      dilations: tuple[int, ...]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Layers with s between them: the output and the pre-activations of the hidden layers."""
         pre_activations = []
-        for weight, dilation in zip(weights[:-1], self.dilations):
+        for weight, dilation in zip(weights[:-1], dilations):
             h = self._convolve(x, weight, dilation)
             pre_activations.append(h)
             x = smoothed_relu(h, self.delta)
-        return self._convolve(x, weights[-1], self.dilations[-1]), pre_activations
+        return self._convolve(x, weights[-1], dilations[-1]), pre_activations
+
+    def _adjoint_path(self, grad: torch.Tensor, weights: list[torch.Tensor], dilations: tuple[int, ...],
+                      pre_activations: list[torch.Tensor]) -> torch.Tensor:
+        """J^T of :meth:`_forward_path` applied to ``grad`` (the gradient at its output)."""
+        for weight, dilation, h in zip(reversed(weights[1:]), reversed(dilations[1:]), reversed(pre_activations)):
+            grad = self._convolve_adjoint(grad, weight, dilation) * smoothed_relu_derivative(h, self.delta)
+        return self._convolve_adjoint(grad, weights[0], dilations[0])
+
+    def _forward_layers(self, x: torch.Tensor, weights: list[torch.Tensor],
+                        context: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """The features, the main path's hidden pre-activations and the context branch's."""
+        features, pre_activations = self._forward_path(x, weights, self.dilations)
+        if not context:
+            return features, pre_activations, []
+        first = smoothed_relu(pre_activations[0], self.delta)
+        extra, context_pre_activations = self._forward_path(first, context, self.context_dilations)
+        return features + extra, pre_activations, context_pre_activations
 
     def _convolve(self, x: torch.Tensor, weight: torch.Tensor, dilation: int) -> torch.Tensor:
         """The 3x3 convolution of one layer, its taps ``dilation`` pixels apart, output the size of ``x``."""
@@ -173,7 +230,8 @@ class ComplexCNN(nn.Module):
 
     def forward(self, *blocks: torch.Tensor) -> torch.Tensor:
         self._check_inputs(blocks)
-        features, _ = self._forward_layers(complex_to_channels(list(blocks)), self.block_weights())
+        inputs = complex_to_channels(list(blocks))
+        features, _, _ = self._forward_layers(inputs, self.block_weights(), self.context_block_weights())
         return features
 
     def _check_inputs(self, blocks: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> None:
@@ -183,15 +241,19 @@ class ComplexCNN(nn.Module):
     def smoothed_value_and_grad(
         self, inputs: list[torch.Tensor], eps: torch.Tensor, need_grad: bool = True
     ) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
-        """sum_i r_eps(g_i(x)) and its gradient J_g^T (g_i / max(||g_i||, eps)) by the hand-written backward."""
+        """sum_i r_eps(g_i(x)) and its gradient J_g^T (g_i / max(||g_i||, eps)) by the hand-written backward;
+        the context branch's J^T joins the main path's at the first layer's activations."""
         self._check_inputs(inputs)
-        weights = self.block_weights()
-        features, pre_activations = self._forward_layers(complex_to_channels(list(inputs)), weights)
+        weights, context = self.block_weights(), self.context_block_weights()
+        features, pre_activations, context_pre = self._forward_layers(complex_to_channels(list(inputs)), weights,
+                                                                      context)
         value = smoothed_l21(features, eps)
         if not need_grad:
             return value, None
-        grad = smoothed_l21_grad(features, eps)
-        for weight, dilation, h in zip(reversed(weights[1:]), reversed(self.dilations[1:]), reversed(pre_activations)):
-            grad = self._convolve_adjoint(grad, weight, dilation) * smoothed_relu_derivative(h, self.delta)
-        grad = self._convolve_adjoint(grad, weights[0], self.dilations[0])
-        return value, channels_to_complex(grad)
+        top = smoothed_l21_grad(features, eps)
+        # layers 2..L, then the branch: the gradient at the first layer's activations
+        grad = self._adjoint_path(top, weights[1:], self.dilations[1:], pre_activations[1:])
+        if context:
+            grad = grad + self._adjoint_path(top, context, self.context_dilations, context_pre)
+        grad = grad * smoothed_relu_derivative(pre_activations[0], self.delta)
+        return value, channels_to_complex(self._convolve_adjoint(grad, weights[0], self.dilations[0]))

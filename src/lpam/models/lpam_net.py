@@ -36,7 +36,7 @@ from torch.utils.checkpoint import checkpoint
 
 from lpam.algorithm.lpam import Constants, History, Objective, Record, State, StepSizes, initial_state, lpam_iteration
 from lpam.algorithm.regularizer import Regularizer, Term
-from lpam.models.cnn import G_INITS, ComplexCNN, channels_to_complex, checked_dilations
+from lpam.models.cnn import G_INITS, ComplexCNN, channels_to_complex, checked_context_dilations, checked_dilations
 from lpam.options import checked_options, is_whole_number
 from lpam.physics.fourier import ifft2c
 from lpam.physics.mri import ContrastPhysics
@@ -72,6 +72,8 @@ class LPAMNetConfig:
     intensity_reference: float | None = None  # q99 of |A^H y| is mapped to this value (None: no normalisation)
     constants: dict | None = None  # the network's a, c, sigma, ..., learned_backtracks (lpam.algorithm.lpam.Constants)
     dilations: list[int] | None = None  # of g's layers (None: all 1, a 9x9 view with 4 layers; section 4)
+    context_dilations: list[int] | None = None  # g's context branch, one per branch layer (None: none; section 4)
+    context_features: int = 16  # channels inside the context branch
     convergent_phases: int | None = None  # convergent mode's default phases (None: the trained K; chosen on validation)
     modes: ClassVar[tuple[str, ...]] = MODES
 
@@ -84,6 +86,9 @@ class LPAMNetConfig:
         if self.contrasts < 2:
             raise ValueError(f"LPAM-net needs at least 2 contrasts, got {self.contrasts}")
         checked_dilations(self.dilations, self.layers, self.g_init)
+        checked_context_dilations(self.context_dilations)
+        if not is_whole_number(self.context_features):
+            raise ValueError(f"context_features must be a whole number >= 1, got {self.context_features!r}")
         if not is_whole_number(self.phases):
             raise ValueError(f"phases must be a whole number >= 1, got {self.phases!r}")
         if self.convergent_phases is not None and not is_whole_number(self.convergent_phases):
@@ -168,7 +173,9 @@ class LPAMNet(nn.Module):
         n = cfg.contrasts
         in_channels, count = (n, 1) if cfg.coupling == "joint" else (1, 1 if cfg.coupling == "shared" else n)
         self.g = nn.ModuleList([ComplexCNN(in_channels, cfg.features, cfg.layers, cfg.delta, cfg.g_init,
-                                           padding=cfg.padding, dilations=cfg.dilations) for _ in range(count)])
+                                           padding=cfg.padding, dilations=cfg.dilations,
+                                           context_dilations=cfg.context_dilations,
+                                           context_features=cfg.context_features) for _ in range(count)])
         num_terms = 1 if cfg.coupling == "joint" else n
         self.alpha = nn.Parameter(torch.full((cfg.phases, n), cfg.alpha_init))
         if cfg.step_rule == "free":
