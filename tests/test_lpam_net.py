@@ -7,7 +7,8 @@ import torch
 from lpam.algorithm.lpam import History
 from lpam.algorithm.regularizer import autograd_smoothed_value_and_grad
 from lpam.algorithm.smoothing import group_norms
-from lpam.models.cnn import ComplexCNN, circular_pad, circular_pad_adjoint
+from lpam.models.cnn import (ComplexCNN, circular_pad, circular_pad_adjoint, wrapping_circular_pad,
+                             wrapping_circular_pad_adjoint)
 from lpam.models.lpam_net import COUPLINGS, LPAMNet, LPAMNetConfig, count_parameters
 from lpam.physics.fourier import fft2c
 from lpam.physics.mri import MRIPhysics
@@ -167,7 +168,7 @@ def test_dilations_keep_the_parameter_count():
     assert count_parameters(LPAMNet(LPAMNetConfig(dilations=[1, 2, 4, 8]))) == count_parameters(LPAMNet(LPAMNetConfig()))
 
 
-@pytest.mark.parametrize("width", [1, 3])
+@pytest.mark.parametrize("width", [1, 3, 12])
 def test_circular_padding_adjoint(width):
     """<pad(x), y> = <x, pad^T(y)>, and circular g is periodic: shifting the input shifts the features."""
     torch.manual_seed(0)
@@ -175,6 +176,9 @@ def test_circular_padding_adjoint(width):
     y = torch.randn(2, 3, 9 + 2 * width, 11 + 2 * width, dtype=torch.float64)
     lhs, rhs = (circular_pad(x, width) * y).sum(), (x * circular_pad_adjoint(y, width)).sum()
     torch.testing.assert_close(lhs, rhs, rtol=1e-12, atol=0)
+    # the indexing version (any width) agrees with the fast one where both apply
+    torch.testing.assert_close(circular_pad(x, width), wrapping_circular_pad(x, width))
+    torch.testing.assert_close(circular_pad_adjoint(y, width), wrapping_circular_pad_adjoint(y, width))
     g = ComplexCNN(2, features=6, init="random", padding="circular", dilations=(1, 1, width, 1)).double()
     images = [torch.randn(1, 10, 12, dtype=torch.complex128) for _ in range(2)]
     shifted = [torch.roll(im, (3, -4), (-2, -1)) for im in images]

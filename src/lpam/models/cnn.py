@@ -34,14 +34,39 @@ KERNEL_HALF_WIDTH = 1  # 3x3 kernels
 
 def circular_pad(x: torch.Tensor, width: int = KERNEL_HALF_WIDTH) -> torch.Tensor:
     """Periodic extension by ``width`` pixels on each side of the last two axes."""
+    if 2 * width > min(x.shape[-2:]):  # a dilated layer reaching across the whole image
+        return wrapping_circular_pad(x, width)
     return F.pad(x, (width,) * 4, mode="circular")
 
 
 def circular_pad_adjoint(y: torch.Tensor, width: int = KERNEL_HALF_WIDTH) -> torch.Tensor:
     """Adjoint of :func:`circular_pad`: the centre plus the padded rows / columns wrapped onto the opposite edge."""
     p = width
+    if 4 * p > min(y.shape[-2:]):  # the image is narrower than 2 p
+        return wrapping_circular_pad_adjoint(y, width)
     y = torch.cat([y[..., p:2 * p, :] + y[..., -p:, :], y[..., 2 * p:-2 * p, :], y[..., -2 * p:-p, :] + y[..., :p, :]], -2)
     return torch.cat([y[..., p:2 * p] + y[..., -p:], y[..., 2 * p:-2 * p], y[..., -2 * p:-p] + y[..., :p]], -1)
+
+
+def _wrapped_indices(size: int, width: int, device: torch.device) -> torch.Tensor:
+    """Indices -width .. size + width - 1 taken modulo size (they may wrap more than once)."""
+    return torch.arange(-width, size + width, device=device) % size
+
+
+def wrapping_circular_pad(x: torch.Tensor, width: int) -> torch.Tensor:
+    """:func:`circular_pad` for any width, by indexing (slower than torch's padding, which wraps once)."""
+    rows = _wrapped_indices(x.shape[-2], width, x.device)
+    columns = _wrapped_indices(x.shape[-1], width, x.device)
+    return x.index_select(-2, rows).index_select(-1, columns)
+
+
+def wrapping_circular_pad_adjoint(y: torch.Tensor, width: int) -> torch.Tensor:
+    """Adjoint of :func:`wrapping_circular_pad`: every padded pixel added back onto the pixel it copies."""
+    height, breadth = y.shape[-2] - 2 * width, y.shape[-1] - 2 * width
+    rows = _wrapped_indices(height, width, y.device)
+    columns = _wrapped_indices(breadth, width, y.device)
+    y = y.new_zeros(*y.shape[:-2], height, y.shape[-1]).index_add(-2, rows, y)
+    return y.new_zeros(*y.shape[:-2], height, breadth).index_add(-1, columns, y)
 
 
 def complex_to_channels(blocks: list[torch.Tensor]) -> torch.Tensor:
