@@ -222,8 +222,8 @@ def _notes(metrics: dict, dataset: EvaluationData, subset: list[int], subset_eve
         + (" (the embedded ICBM slab)" if dataset.source.startswith("embedded") else "")
         + (", measured k-space" if dataset.measured else ", k-space simulated from the magnitudes")
         + f"; {PRIMARY_MASK} on all {len(full)} slices ({full[0]}-{full[-1]}); the other masks "
-        f"on the fixed subset of every {subset_every}th slice "
-        f"({', '.join(str(dataset.slice_ids[p]) for p in subset)}) to stay within time.",
+        + ("on every slice." if subset_every == 1 else f"on the fixed subset of every {subset_every}th slice "
+           f"({', '.join(str(dataset.slice_ids[p]) for p in subset)}) to stay within time."),
         "† a learned model applied to a mask it was not trained on (the shipped models: radial 20%, Cartesian lines; "
         "`lpam benchmark --retrain` trains one per mask).",
         f"TV: {tv_iterations['lpam']} LPAM iterations, lam and eps0 tuned per mask and coupling on the validation "
