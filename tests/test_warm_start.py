@@ -66,3 +66,29 @@ def test_a_longer_network_starts_as_the_shorter_one_run_longer(tmp_path):
         longer, run_longer = four_phases(kspace, physics, mode="convergent"), two_phases(kspace, physics, phases=4,
                                                                                             mode="convergent")
     torch.testing.assert_close(longer, run_longer)
+
+
+def test_added_context_branch_gets_its_own_rate(tmp_path):
+    """A network with a context branch warm-started from one without: only the branch is new, and
+    train.lr_new gives exactly it its own group in Adam (the trained weights keep lr, the steps lr_steps)."""
+    from lpam.training.config import TrainConfig
+    from lpam.training.trainer import build_optimizer
+
+    checkpoint(tmp_path / "plain.pt", ["T1", "T2"], step_rule="descent", reg_weight_init=0.01)
+    model_options = {"phases": 2, "features": 16, "g_init": "random", "step_rule": "descent",
+                     "reg_weight_init": 0.01, "context_dilations": [2, 4]}
+    config = TrainConfig.from_dict({
+        "model": model_options, "data": {"contrasts": ["T1", "T2"]},
+        "train": {"schedule": [{"phases": 2, "epochs": 1}], "init_from": str(tmp_path / "plain.pt"),
+                  "lr": 1e-4, "lr_steps": 2e-5, "lr_new": 1e-3}})
+    model = LPAMNet(LPAMNetConfig(**model_options))
+    assert sorted(warm_start(model, tmp_path / "plain.pt", ["T1", "T2"])) == sorted(
+        name for name, _ in model.named_parameters() if ".context_" in name)
+    groups = build_optimizer(model, config).param_groups
+    branch = {id(p) for name, p in model.named_parameters() if ".context_" in name}
+    assert [g["lr"] for g in groups] == [1e-4, 2e-5, 1e-3]
+    assert {id(p) for p in groups[2]["params"]} == branch
+    assert not branch & {id(p) for p in groups[0]["params"] + groups[1]["params"]}
+    with pytest.raises(ValueError, match="lr_new"):
+        TrainConfig.from_dict({"model": model_options, "data": {"contrasts": ["T1", "T2"]},
+                               "train": {"schedule": [{"phases": 2, "epochs": 1}], "lr_new": 1e-3}})

@@ -160,6 +160,9 @@ class TrainSettings:
     val_slices: int | None = None
     device: str = "cpu"
     init_from: str | None = None  # a checkpoint to start from (lpam.training.warm_start), not a resume
+    # the rate of the network weights that init_from does not hold (e.g. a branch added to a trained network,
+    # which starts from zero while the trained weights need small steps); None: lr
+    lr_new: float | None = None
     # d in (0, 1): validate and keep as best.pt the exponential moving average of the weights,
     # w_avg <- d w_avg + (1 - d) w after every step (None: the weights themselves); it averages out the noise of
     # small-batch steps, e.g. when fine-tuning a trained network
@@ -238,6 +241,9 @@ class TrainConfig:
         for name in ("lr", "lr_steps"):
             if not getattr(self.train, name) > 0:
                 raise ValueError(f"train.{name} must be positive")
+        if self.train.lr_new is not None and not (self.train.lr_new > 0 and self.train.init_from is not None):
+            raise ValueError(f"train.lr_new must be a positive rate for the weights that train.init_from does not "
+                             f"hold (it needs init_from), got {self.train.lr_new!r}")
         if self.train.lr_decay not in LR_DECAYS:
             raise ValueError(f"unknown train.lr_decay {self.train.lr_decay!r}; choose one of {', '.join(LR_DECAYS)}")
         if self.train.init_alpha is not None and not (self.train.init_alpha > 0 and hasattr(self.model, "alpha_init")):

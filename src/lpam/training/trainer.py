@@ -25,7 +25,7 @@ from torch.utils.data import DistributedSampler
 from torchmetrics.functional.image import structural_similarity_index_measure
 from tqdm import tqdm
 
-from lpam.checkpoint import load_training_checkpoint, save_checkpoint
+from lpam.checkpoint import load_checkpoint, load_training_checkpoint, save_checkpoint
 from lpam.data.sources import load_evaluation_data
 from lpam.device import peak_memory_mib
 from lpam.io import atomic_path
@@ -69,13 +69,25 @@ def seeded_model(config: TrainConfig) -> nn.Module:
         return build_model(config.model)
 
 
+def new_parameters(model: nn.Module, config: TrainConfig) -> list[nn.Parameter]:
+    """The network weights that ``train.init_from`` does not hold, when ``train.lr_new`` gives them a rate."""
+    if config.train.lr_new is None:
+        return []
+    held = set(load_checkpoint(config.train.init_from)["model"])
+    steps = {id(p) for p in model.step_size_parameters()}
+    return [p for name, p in model.named_parameters() if name not in held and id(p) not in steps]
+
+
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Adam:
-    """Adam: ``lr`` for the networks, ``lr_steps`` for the model's step-size parameters (if it has any)."""
-    steps = model.step_size_parameters()
-    step_ids = {id(p) for p in steps}
-    groups = [{"params": [p for p in model.parameters() if id(p) not in step_ids], "lr": config.train.lr}]
+    """Adam: ``lr`` for the networks, ``lr_steps`` for the model's step-size parameters (if it has any),
+    ``lr_new`` for network weights that the warm start does not hold (if set)."""
+    steps, new = model.step_size_parameters(), new_parameters(model, config)
+    special = {id(p) for p in steps + new}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in special], "lr": config.train.lr}]
     if steps:
         groups.append({"params": steps, "lr": config.train.lr_steps})
+    if new:
+        groups.append({"params": new, "lr": config.train.lr_new})
     return torch.optim.Adam(groups)
 
 
