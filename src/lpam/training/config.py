@@ -147,7 +147,7 @@ class TrainSettings:
     micro_batch_size: int | None = None
     lr: float = 1e-4
     lr_steps: float = 1e-4
-    # "constant", or "cosine": both rates follow lr_factor (a half cosine over the schedule's steps)
+    # "constant", or "cosine": every rate follows lr_factor (a half cosine over the schedule's steps)
     lr_decay: str = "constant"
     ssim_weight: float = 0.1
     descent_weight: float = 0.0  # LPAM-net: weight of the learned steps' descent violation in the loss
