@@ -110,8 +110,11 @@ def checked_dilations(dilations: list[int] | tuple[int, ...] | None, layers: int
     return tuple(dilations)
 
 
-def checked_context_dilations(dilations: list[int] | tuple[int, ...] | None) -> tuple[int, ...]:
-    """The dilations of g's context branch, one per branch layer (None or empty: no branch)."""
+def checked_context_branch(dilations: list[int] | tuple[int, ...] | None, features: int) -> tuple[int, ...]:
+    """The dilations of g's context branch, one per branch layer (None or empty: no branch), after checking
+    them and the branch's channel count ``features``."""
+    if not is_whole_number(features):
+        raise ValueError(f"context_features must be a whole number >= 1, got {features!r}")
     if dilations is None:
         return ()
     if not isinstance(dilations, (list, tuple)) or not all(is_whole_number(d) for d in dilations):
@@ -169,9 +172,7 @@ class ComplexCNN(nn.Module):
         self.weight_real, self.weight_imag = self._layer_weights(widths)
         if init == "tv":
             self._init_as_tv()
-        self.context_dilations = checked_context_dilations(context_dilations)
-        if self.context_dilations and not is_whole_number(context_features):
-            raise ValueError(f"context_features must be a whole number >= 1, got {context_features!r}")
+        self.context_dilations = checked_context_branch(context_dilations, context_features)
         branch = len(self.context_dilations)
         context_widths = [features] + [context_features] * (branch - 1) + [out_channels or features] if branch else []
         self.context_real, self.context_imag = self._layer_weights(context_widths)
@@ -231,13 +232,15 @@ class ComplexCNN(nn.Module):
 
     def _forward_layers(self, x: torch.Tensor, weights: list[torch.Tensor],
                         context: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
-        """The features, the main path's hidden pre-activations and the context branch's."""
-        features, pre_activations = self._forward_path(x, weights, self.dilations)
+        """The features, the main path's hidden pre-activations and the context branch's; both paths start from
+        the first layer's activations a_1."""
+        first = self._convolve(x, weights[0], self.dilations[0])
+        activations = smoothed_relu(first, self.delta)
+        features, pre_activations = self._forward_path(activations, weights[1:], self.dilations[1:])
         if not context:
-            return features, pre_activations, []
-        first = smoothed_relu(pre_activations[0], self.delta)
-        extra, context_pre_activations = self._forward_path(first, context, self.context_dilations)
-        return features + extra, pre_activations, context_pre_activations
+            return features, [first] + pre_activations, []
+        extra, context_pre_activations = self._forward_path(activations, context, self.context_dilations)
+        return features + extra, [first] + pre_activations, context_pre_activations
 
     def _convolve(self, x: torch.Tensor, weight: torch.Tensor, dilation: int) -> torch.Tensor:
         """The 3x3 convolution of one layer, its taps ``dilation`` pixels apart, output the size of ``x``."""

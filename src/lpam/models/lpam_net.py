@@ -36,7 +36,7 @@ from torch.utils.checkpoint import checkpoint
 
 from lpam.algorithm.lpam import Constants, History, Objective, Record, State, StepSizes, initial_state, lpam_iteration
 from lpam.algorithm.regularizer import Regularizer, Term
-from lpam.models.cnn import G_INITS, ComplexCNN, channels_to_complex, checked_context_dilations, checked_dilations
+from lpam.models.cnn import G_INITS, ComplexCNN, channels_to_complex, checked_context_branch, checked_dilations
 from lpam.options import checked_options, is_whole_number
 from lpam.physics.fourier import ifft2c
 from lpam.physics.mri import ContrastPhysics
@@ -86,9 +86,7 @@ class LPAMNetConfig:
         if self.contrasts < 2:
             raise ValueError(f"LPAM-net needs at least 2 contrasts, got {self.contrasts}")
         checked_dilations(self.dilations, self.layers, self.g_init)
-        checked_context_dilations(self.context_dilations)
-        if not is_whole_number(self.context_features):
-            raise ValueError(f"context_features must be a whole number >= 1, got {self.context_features!r}")
+        checked_context_branch(self.context_dilations, self.context_features)
         if not is_whole_number(self.phases):
             raise ValueError(f"phases must be a whole number >= 1, got {self.phases!r}")
         if self.convergent_phases is not None and not is_whole_number(self.convergent_phases):
