@@ -94,6 +94,16 @@ def test_data_term_gradient_is_autograd_gradient(name):
 
 
 @pytest.mark.parametrize("name", OPERATORS)
+def test_data_value_and_gradient_together_equal_each_alone(name):
+    """(f(x), grad f(x)) from one residual equals data_fidelity and data_gradient (what the solvers call)."""
+    operator, x, y = build(name)
+    value, gradient = operator.data_value_and_gradient(y)(x)
+    torch.testing.assert_close(value, operator.data_fidelity(x, y))
+    reference = operator.data_gradient(y)(x)
+    assert torch.linalg.vector_norm(gradient - reference) <= NORMAL_TOLERANCE * torch.linalg.vector_norm(reference)
+
+
+@pytest.mark.parametrize("name", OPERATORS)
 def test_norm_by_power_iteration(name):
     """||A|| <= 1 for a projection times a unitary map (maps normalised to sum_c |S_c|^2 <= 1 here), and the
     estimate is the largest singular value: ||A v|| <= ||A|| ||v|| for random v."""

@@ -85,7 +85,9 @@ def add_checkpoint_option(parser: argparse.ArgumentParser, help: str = "default:
 
 
 def add_mode_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mode", choices=list(MODES), default="plain")
+    parser.add_argument("--mode", choices=list(MODES), default=None,
+                        help="default: the model's own: convergent for a descent-rule LPAM-net (the shipped ones), "
+                             "plain for the free rule and the U-Net")
 
 
 def add_slice_axis_option(parser: argparse.ArgumentParser, help: str) -> None:

@@ -16,11 +16,13 @@ TRAINED_PEAK_RANGE = (0.1, 10.0)  # peaks within 10x of the training data's (ima
 
 
 def data_terms(physics: ContrastPhysics, measurements: torch.Tensor) -> list[SmoothFunction]:
-    """f_j(x) = 1/2 ||A_j x - y_j||^2 with gradient A_j^H (A_j x - y_j), one per contrast."""
+    """f_j(x) = 1/2 ||A_j x - y_j||^2 with gradient A_j^H (A_j x - y_j), one per contrast (the two at once
+    share A_j x)."""
     return [
         SmoothFunction(
             value=lambda x, op=op, y=measurements[:, j]: op.data_fidelity(x, y),
             grad=op.data_gradient(measurements[:, j]),
+            value_and_grad=op.data_value_and_gradient(measurements[:, j]),
         )
         for j, op in enumerate(physics.operators)
     ]

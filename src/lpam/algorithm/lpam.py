@@ -34,10 +34,14 @@ LEARNED_STEP_SHRINK = 0.5  # a rejected residual candidate retries with its step
 
 @dataclass
 class SmoothFunction:
-    """A smooth term f_j: ``value(x)`` per sample (B,) and its gradient ``grad(x)`` (same shape as x)."""
+    """A smooth term f_j: ``value(x)`` per sample (B,), ``grad(x)``, optionally both at once (sharing A x - y)."""
 
     value: Callable[[torch.Tensor], torch.Tensor]
     grad: Callable[[torch.Tensor], torch.Tensor]
+    value_and_grad: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def value_and_gradient(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.value_and_grad(x) if self.value_and_grad is not None else (self.value(x), self.grad(x))
 
 
 class Objective:
@@ -54,13 +58,12 @@ class Objective:
         return len(self.smooth)
 
     def value(self, blocks: Blocks, eps: torch.Tensor) -> torch.Tensor:
-        data = sum(f.value(x) for f, x in zip(self.smooth, blocks))
-        return data + self.regularizer.value(blocks, eps)
+        return sum(f.value(x) for f, x in zip(self.smooth, blocks)) + self.regularizer.value(blocks, eps)
 
     def value_and_grads(self, blocks: Blocks, eps: torch.Tensor) -> tuple[torch.Tensor, Blocks]:
         reg_value, reg_grads = self.regularizer.value_and_grads(blocks, eps)
-        value = reg_value + sum(f.value(x) for f, x in zip(self.smooth, blocks))
-        return value, [f.grad(x) + g for f, x, g in zip(self.smooth, blocks, reg_grads)]
+        data = [f.value_and_gradient(x) for f, x in zip(self.smooth, blocks)]
+        return reg_value + sum(v for v, _ in data), [grad + g for (_, grad), g in zip(data, reg_grads)]
 
     def block_grad(self, blocks: Blocks, eps: torch.Tensor, block: int) -> torch.Tensor:
         """grad_{x_block} Phi_eps(x)."""

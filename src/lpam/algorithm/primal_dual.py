@@ -8,7 +8,8 @@ gradients, g convex with an easy prox of its conjugate, K linear (blocks -> one 
 
 which converges (Condat 2013, Vu 2013) when 1/t - s ||K||^2 >= L/2. The steps are t = 1.5 / L and
 s = 0.99 (1/t - L/2) / ||K||^2. For g = lam ||.|| (a norm), prox_{s g*} is the projection onto the dual-norm
-ball of radius lam, whatever s. K x^{k+1} is kept, so K runs once per iteration and g(K x^{k+1}) is free.
+ball of radius lam, whatever s. K x^{k+1} is kept, so K runs once per iteration and g(K x^{k+1}) is free;
+f and grad f at x^{k+1} are computed together (one A x per block) and the gradient is the next step's.
 """
 from __future__ import annotations
 
@@ -74,9 +75,11 @@ def step_sizes(lipschitz: float, operator_norm_squared: float,
     return primal, DUAL_STEP_SAFETY * (1 / primal - lipschitz / 2) / operator_norm_squared
 
 
-def objective_value(problem: PrimalDualProblem, blocks: Blocks, features: torch.Tensor) -> torch.Tensor:
-    """F(x) = sum_j f_j(x_j) + g(K x) per sample, with ``features`` = K x."""
-    return sum(f.value(x) for f, x in zip(problem.smooth, blocks)) + problem.g_value(features)
+def smooth_values_and_grads(problem: PrimalDualProblem, blocks: Blocks) -> tuple[torch.Tensor, Blocks]:
+    """(sum_j f_j(x_j) per sample, [grad f_j(x_j)]): both at once, so each f_j's operator runs once per
+    iteration for the history's F(x^{k+1}) and the next step's gradient."""
+    pairs = [f.value_and_gradient(x) for f, x in zip(problem.smooth, blocks)]
+    return sum(value for value, _ in pairs), [grad for _, grad in pairs]
 
 
 def solve_primal_dual(
@@ -99,13 +102,15 @@ def solve_primal_dual(
     with torch.no_grad():
         features = problem.operator(x)
         dual = torch.zeros_like(features)
+        _, grads = smooth_values_and_grads(problem, x)
         for k in range(iterations):
             pulled = problem.adjoint(dual)
-            new = [b - primal * (f.grad(b) + q) for f, b, q in zip(problem.smooth, x, pulled)]
+            new = [b - primal * (g + q) for b, g, q in zip(x, grads, pulled)]
             check_finite(new, "primal-dual iterate (is L a bound on the Lipschitz constant of grad f?)")
             new_features = problem.operator(new)
             new_dual = problem.prox_dual(dual + dual_step * (2 * new_features - features), dual_step)
-            history.append(objective_value(problem, new, new_features),
+            smooth_value, grads = smooth_values_and_grads(problem, new)  # the next iteration's gradient too
+            history.append(smooth_value + problem.g_value(new_features),
                            sum(squared_norms(a - b) for a, b in zip(new, x)).sqrt(),
                            squared_norms(new_dual - dual).sqrt())
             x, features, dual = new, new_features, new_dual

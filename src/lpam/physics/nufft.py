@@ -287,6 +287,13 @@ class RadialNUFFT(LinearOperator):
         residual = self.forward(image) - measurements
         return self.adjoint(self._data_weights_like(residual) * residual)
 
+    def data_value_and_gradient(self, measurements: torch.Tensor
+                                ) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """x -> (f(x), grad f(x)): the value by the NUFFT, the gradient by the Toeplitz embedding
+        (:meth:`data_gradient`), which is cheaper than the adjoint NUFFT that a shared residual would need."""
+        gradient = self.data_gradient(measurements)
+        return lambda image: (self.data_fidelity(image, measurements), gradient(image))
+
     def data_gradient(self, measurements: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
         """x -> A^H D A x - A^H D y with A^H D y computed once and A^H D A by its Toeplitz embedding (FFTs
         only: cheaper than the NUFFT pair, and cheap to differentiate)."""

@@ -47,6 +47,15 @@ class LinearOperator(ABC):
         """grad f(x) = A^H (A x - y), the gradient of f as a real function of (Re x, Im x)."""
         return self.adjoint(self.forward(image) - measurements)
 
+    def data_value_and_gradient(self, measurements: torch.Tensor
+                                ) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """x -> (f(x), grad f(x)) with one A x: the residual r = A x - P y gives f = 1/2 ||r||^2 and
+        grad f = A^H r (A^H applies P, so A^H r = A^H (A x - y))."""
+        def value_and_gradient(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            residual = self.forward(image) - self.sampled(measurements)
+            return 0.5 * torch.view_as_real(residual).square().flatten(1).sum(1), self.adjoint(residual)
+        return value_and_gradient
+
     def data_gradient(self, measurements: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
         """x -> grad f(x) for fixed measurements y (what the solver calls at every step):
         :meth:`data_fidelity_gradient`; an operator with a cheap normal operator may precompute A^H y."""
