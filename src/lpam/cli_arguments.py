@@ -85,9 +85,9 @@ def add_checkpoint_option(parser: argparse.ArgumentParser, help: str = "default:
 
 
 def add_mode_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mode", choices=list(MODES), default=None,
-                        help="default: the model's own: convergent for a descent-rule LPAM-net (the shipped ones), "
-                             "plain for the free rule and the U-Net")
+    parser.add_argument("--mode", choices=list(MODES), default="plain",
+                        help="convergent: the acceptance test, safeguard and eps decay on every phase, for the "
+                             "checkpoint's validation-chosen phases (README: when running longer pays)")
 
 
 def add_slice_axis_option(parser: argparse.ArgumentParser, help: str) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from lpam.checkpoint import load_model
-from lpam.models.registry import model_type_of, natural_mode, run_description
+from lpam.models.registry import model_type_of, run_description
 from lpam.options import check_unique
 from lpam.data.embedded import simulate_kspace
 from lpam.data.files import read_array
@@ -161,7 +161,7 @@ def reconstruct_files(
     mask_file: str | Path | None = None,
     mask: MaskSpec | TrajectorySpec | None = None,
     checkpoint: str | Path | None = None,
-    mode: str | None = None,
+    mode: str = "plain",
     progress: bool = True,
     device: str = "cpu",
     slice_axis: str | None = None,
@@ -173,8 +173,7 @@ def reconstruct_files(
     """Reconstruct the contrasts in ``inputs``; writes <contrast>_<model>.nii.gz (model: lpam-net or unet, the
     checkpoint's type), <contrast>_zero_filled.nii.gz, preview.png (and metrics.json for image input) into
     ``out_dir``, all or none; returns the written paths and the model used (without ``checkpoint``: the shipped
-    model for the mask, :func:`lpam.models.shipped.resolve_checkpoint`) with the mode it ran in (``mode`` None:
-    the model's natural mode, :func:`lpam.models.registry.natural_mode`). ``mask_file`` and ``mask`` exclude
+    model for the mask, :func:`lpam.models.shipped.resolve_checkpoint`) with the mode and phases it ran. ``mask_file`` and ``mask`` exclude
     each other. Multi-coil k-space (4-D arrays, ISMRMRD) gets coil maps estimated by ``estimate_maps``
     (:data:`lpam.physics.coils.MAP_METHODS`) from each contrast's calibration region. A trajectory (``mask``
     a TrajectorySpec, or ``trajectory_file``) measures image input on it, or reads k-space samples on it
@@ -194,7 +193,6 @@ def reconstruct_files(
     model = load_model(checkpoint, map_location=device)
     if len(paths) != model.config.contrasts:
         raise ValueError(f"the checkpoint reconstructs {model.config.contrasts} contrasts, got {len(paths)} input files")
-    mode = mode or natural_mode(model)
     kspace, scale, reference = _network_input(stacked, input_type, physics)
     recon = run_network(model, kspace, physics, mode=mode, progress=progress, phases=phases).abs().numpy()
     baseline = physics.zero_filled(kspace).abs().numpy()

@@ -20,7 +20,7 @@ from lpam.evaluation.scoring import (evaluate_method, evaluation_batch, multicoi
                                      network_reconstructor, summary, zero_filled)
 from lpam.io import check_output_folder, save_json, staged_outputs
 from lpam.models.lpam_net import count_parameters
-from lpam.models.registry import natural_mode, run_phases
+from lpam.models.registry import run_phases
 from lpam.physics.coils import calibration_size, resolved_map_method
 from lpam.models.shipped import resolve_checkpoint
 from lpam.physics.masks import MaskSpec, infer_mask_spec
@@ -86,7 +86,7 @@ def evaluate_checkpoint(
     split: str = "test",
     slices: slice | Sequence[int] | None = None,
     mask: MaskSpec | TrajectorySpec | None = None,
-    mode: str | None = None,
+    mode: str = "plain",
     name: str | None = None,
     device: str = "cpu",
     progress: bool = True,
@@ -97,8 +97,7 @@ def evaluate_checkpoint(
     phases: int | None = None,
 ) -> dict:
     """`lpam evaluate`: writes metrics.json and figure.png into ``out_dir`` (module docstring: coils, maps).
-    ``mask_file`` (.npy / .npz / .mat, or a prepared dataset holding its ``mask``) replaces ``mask``; ``mode``
-    None runs the model's natural mode (:func:`lpam.models.registry.natural_mode`)."""
+    ``mask_file`` (.npy / .npz / .mat, or a prepared dataset holding its ``mask``) replaces ``mask``."""
     check_output_folder(out_dir)
     if mask is not None and mask_file is not None:
         raise ValueError("give either a mask file (--mask-file) or a mask to make (--mask ...), not both")
@@ -108,7 +107,6 @@ def evaluate_checkpoint(
     request = mask or (infer_mask_spec(load_mask(mask_file)) if mask_file is not None else MaskSpec())
     checkpoint, described = resolve_checkpoint(checkpoint, request, contrasts or ("T1", "T2"), coils)
     model, payload = load_model_with_checkpoint(checkpoint, map_location=device)
-    mode = mode or natural_mode(model)
     dataset = _dataset_for(model, payload, data, split, slices, contrasts)
     measured_coils = coils is None and dataset.coil_images is not None
     _check_map_estimate(estimate_maps, mask, coils, measured_coils)

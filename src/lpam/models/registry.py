@@ -38,12 +38,6 @@ def run_phases(model: nn.Module, mode: str) -> int | None:
     return config.default_phases(mode) if isinstance(config, LPAMNetConfig) else None
 
 
-def natural_mode(model: nn.Module) -> str:
-    """The mode a model runs in unless told otherwise: convergent for an LPAM-net whose learned steps descend
-    one Phi_eps (the descent step rule, the shipped networks), plain for the free rule and the U-Net."""
-    return model.config.natural_mode
-
-
 def run_description(model: nn.Module, mode: str, phases: int | None = None) -> str:
     """How a call runs, in words: "convergent mode, 40 phases" (an LPAM-net), "one pass" (a U-Net)."""
     count = phases or run_phases(model, mode)
