@@ -173,8 +173,8 @@ def reconstruct_files(
     """Reconstruct the contrasts in ``inputs``; writes <contrast>_<model>.nii.gz (model: lpam-net or unet, the
     checkpoint's type), <contrast>_zero_filled.nii.gz, preview.png (and metrics.json for image input) into
     ``out_dir``, all or none; returns the written paths and the model used (without ``checkpoint``: the shipped
-    model for the mask, :func:`lpam.models.shipped.resolve_checkpoint`) with the mode and phases it ran. ``mask_file`` and ``mask`` exclude
-    each other. Multi-coil k-space (4-D arrays, ISMRMRD) gets coil maps estimated by ``estimate_maps``
+    model for the mask, :func:`lpam.models.shipped.resolve_checkpoint`) with the mode and phases it ran.
+    ``mask_file`` and ``mask`` exclude each other. Multi-coil k-space (4-D arrays, ISMRMRD) gets coil maps estimated by ``estimate_maps``
     (:data:`lpam.physics.coils.MAP_METHODS`) from each contrast's calibration region. A trajectory (``mask``
     a TrajectorySpec, or ``trajectory_file``) measures image input on it, or reads k-space samples on it
     (:func:`lpam.data.trajectory_files.radial_input`, on an ``image_size`` grid)."""
