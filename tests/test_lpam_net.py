@@ -268,6 +268,25 @@ def test_gradient_phases_truncate_the_backpropagation_not_the_run():
                                    model(kspace, physics, mode="convergent"))
 
 
+def test_descent_violation_with_gradient_phases_is_the_mean_over_the_phases_trained_through():
+    """With gradient_phases m the descent-violation term averages the last m phases' violations (the ones with a
+    graph), not all phases' (which would scale its gradient down by m / phases)."""
+    model = descent_model(phases=4)
+    model.train()
+    with torch.no_grad():  # steps too long on phases 1 and 3: their learned steps violate the sufficient decrease
+        model.alpha[1::2].fill_(40.0)
+    kspace, physics, _ = sample(batch=2)
+
+    def violation(phases, **options):
+        model(kspace, physics, phases=phases, mode="convergent", measure_descent=True, **options)
+        return model.descent_violation.detach()
+
+    total = {k: violation(k) * k for k in (2, 4)}  # summed over the first k phases
+    assert total[4] > total[2] > 0
+    torch.testing.assert_close(violation(4, gradient_phases=2), (total[4] - total[2]) / 2)
+    torch.testing.assert_close(violation(4, gradient_phases=4), total[4] / 4)
+
+
 @pytest.mark.parametrize("count", [0, 5, 1.5, True])
 def test_gradient_phases_must_lie_within_the_run(count):
     model = descent_model(phases=4)

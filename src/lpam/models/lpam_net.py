@@ -264,7 +264,8 @@ class LPAMNet(nn.Module):
         the physics (each data term then summed over the coils, A_j = P F S_c). ``history`` (if given)
         receives one record per phase and ``iterates`` (if given) the images x^k (B, C, H, W) after each phase;
         ``measure_descent`` (training) sets ``descent_violation`` to the learned steps' mean violation of the
-        acceptance test's sufficient decrease, in either mode. ``checkpoint_phases`` (training) keeps no
+        acceptance test's sufficient decrease, in either mode (over the phases ``gradient_phases`` trains
+        through). ``checkpoint_phases`` (training) keeps no
         activations inside a phase and recomputes them in the backward pass (torch.utils.checkpoint, one phase
         at a time): the same gradients for about one more forward pass, at a fraction of the memory.
         ``gradient_phases`` m (training) backpropagates through the last m phases only (truncated
@@ -287,14 +288,18 @@ class LPAMNet(nn.Module):
         graph = torch.is_grad_enabled()
         first_with_graph = phases - gradient_phases if gradient_phases is not None else 0
         for phase in range(phases):
+            if phase == first_with_graph:
+                violation_before = state.violation  # of the phases run without a graph (0 when there are none)
             with torch.set_grad_enabled(graph and phase >= first_with_graph):
                 state, record = self._phase(objective, state, phase, checkpoint_phases, options)
             if history is not None:
                 history.append(record)
             if iterates is not None:
                 iterates.append(torch.stack(state.blocks, dim=1).detach() * scale)
-        # mean over phases and samples of the descent violation of the learned steps (0 outside training)
-        self.descent_violation = state.violation.mean() / phases if measure else torch.zeros(())
+        # mean over the phases trained through and the samples of the learned steps' descent violation
+        # (0 outside training)
+        self.descent_violation = ((state.violation - violation_before).mean() / (phases - first_with_graph)
+                                  if measure else torch.zeros(()))
         return torch.stack(state.blocks, dim=1) * scale
 
     def _phase(self, objective: Objective, state: State, phase: int, checkpoint_phases: bool,
