@@ -87,7 +87,8 @@ def add_checkpoint_option(parser: argparse.ArgumentParser, help: str = "default:
 def add_mode_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=list(MODES), default="plain",
                         help="convergent: the acceptance test, safeguard and eps decay on every phase, for the "
-                             "checkpoint's validation-chosen phases (README: when running longer pays)")
+                             "checkpoint's validation-chosen phase count (README, 'Robustness on Cartesian lines': "
+                             "on inputs unlike the training data running past the trained K can cost quality)")
 
 
 def add_slice_axis_option(parser: argparse.ArgumentParser, help: str) -> None:

@@ -16,6 +16,11 @@ POWER_ITERATIONS = 30  # power iterations for ||A||: the ratio test converges to
 NORM_SEED = 0  # the power iteration's random start, fixed so that the estimate is reproducible
 
 
+def half_squared_norm(residual: torch.Tensor) -> torch.Tensor:
+    """1/2 ||r||^2 per sample of a complex residual r (summed over all axes but the first)."""
+    return 0.5 * torch.view_as_real(residual).square().flatten(1).sum(1)
+
+
 class LinearOperator(ABC):
     """A linear map A from images to measurements (complex tensors), batched over the leading axes."""
 
@@ -40,8 +45,7 @@ class LinearOperator(ABC):
 
     def data_fidelity(self, image: torch.Tensor, measurements: torch.Tensor) -> torch.Tensor:
         """f(x) = 1/2 ||A x - P y||^2 per sample (summed over all axes but the first)."""
-        residual = self.forward(image) - self.sampled(measurements)
-        return 0.5 * torch.view_as_real(residual).square().flatten(1).sum(1)
+        return half_squared_norm(self.forward(image) - self.sampled(measurements))
 
     def data_fidelity_gradient(self, image: torch.Tensor, measurements: torch.Tensor) -> torch.Tensor:
         """grad f(x) = A^H (A x - y), the gradient of f as a real function of (Re x, Im x)."""
@@ -53,7 +57,7 @@ class LinearOperator(ABC):
         grad f = A^H r (A^H applies P, so A^H r = A^H (A x - y))."""
         def value_and_gradient(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             residual = self.forward(image) - self.sampled(measurements)
-            return 0.5 * torch.view_as_real(residual).square().flatten(1).sum(1), self.adjoint(residual)
+            return half_squared_norm(residual), self.adjoint(residual)
         return value_and_gradient
 
     def data_gradient(self, measurements: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
