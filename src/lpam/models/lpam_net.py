@@ -23,6 +23,10 @@ contrast's k-space is divided by s_j = q_j / r, q_j the 99th percentile of |A_j^
 normalised problem (their Phi_eps, eps and history are those of y / s) and the output is multiplied by s_j.
 So LPAM-net(c y) = c LPAM-net(y) for any c > 0, and users' scans scaled unlike the training data see the
 network's trained regime.
+
+With ``initial_image: unet`` the phases start from a small residual U-Net's image of the normalised data
+(docs/method.md section 4d): a wide view of the image that the 9 x 9 view of g lacks; the phases, the
+acceptance test and the eps rule are unchanged (the convergence argument holds from any x0).
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ from torch.utils.checkpoint import checkpoint
 from lpam.algorithm.lpam import Constants, History, Objective, Record, State, StepSizes, initial_state, lpam_iteration
 from lpam.algorithm.regularizer import Regularizer, Term
 from lpam.models.cnn import G_INITS, ComplexCNN, channels_to_complex, checked_context_branch, checked_dilations
+from lpam.models.unet import ResidualUNet, UNetConfig
 from lpam.options import checked_options, is_whole_number
 from lpam.physics.fourier import ifft2c
 from lpam.physics.mri import ContrastPhysics
@@ -44,7 +49,7 @@ from lpam.problem import check_measurements, mri_objective, per_contrast
 
 COUPLINGS = ("joint", "separate", "shared")
 MODES = ("plain", "convergent")
-INITIAL_IMAGES = ("zero-filled", "learned")
+INITIAL_IMAGES = ("zero-filled", "learned", "unet")
 STEP_RULES = ("free", "descent")
 PADDINGS = ("zeros", "circular")
 INTENSITY_QUANTILE = 0.99  # the normalising statistic: robust to the background fraction and to a few bright pixels
@@ -75,6 +80,8 @@ class LPAMNetConfig:
     context_dilations: list[int] | None = None  # g's context branch, one per branch layer (None: none; section 4)
     context_features: int = 16  # channels inside the context branch
     convergent_phases: int | None = None  # convergent mode's default phases (None: the trained K; chosen on validation)
+    initializer_channels: int = 6  # initial_image "unet": the U-Net's first-level channels (section 4d)
+    initializer_pools: int = 3  # initial_image "unet": its pooling levels (the view doubles with each)
     modes: ClassVar[tuple[str, ...]] = MODES
 
     def __post_init__(self) -> None:
@@ -87,6 +94,7 @@ class LPAMNetConfig:
             raise ValueError(f"LPAM-net needs at least 2 contrasts, got {self.contrasts}")
         checked_dilations(self.dilations, self.layers, self.g_init)
         checked_context_branch(self.context_dilations, self.context_features)
+        UNetConfig(self.contrasts, self.initializer_channels, self.initializer_pools)  # checks the initializer's sizes
         if not is_whole_number(self.phases):
             raise ValueError(f"phases must be a whole number >= 1, got {self.phases!r}")
         if self.convergent_phases is not None and not is_whole_number(self.convergent_phases):
@@ -154,6 +162,17 @@ class KSpaceInitializer(nn.Module):
         return ifft2c(kspace + torch.stack(correction, dim=1))
 
 
+def initializer_of(config: LPAMNetConfig) -> nn.Module | None:
+    """The module that makes x0 (None: the zero-filled image): the k-space CNN ("learned"), or a residual U-Net
+    with data consistency ("unet", docs/method.md section 4d) on the normalised zero-filled images; its output
+    layer starts at zero, so untrained it returns DC(A^H y) (= A^H y on single-coil Cartesian k-space)."""
+    if config.initial_image == "learned":
+        return KSpaceInitializer(config.contrasts, config.features, config.delta, config.padding)
+    if config.initial_image == "unet":
+        return ResidualUNet(UNetConfig(config.contrasts, config.initializer_channels, config.initializer_pools))
+    return None
+
+
 class LPAMNet(nn.Module):
     """x_hat = LPAM-net(y, A): complex images (B, C, H, W) from the measurements y and their physics A
     (:class:`~lpam.physics.mri.MRIPhysics`: single-coil k-space (B, C, H, W), or multi-coil (B, C, Nc, H, W); or the
@@ -182,8 +201,7 @@ class LPAMNet(nn.Module):
             self.log_reg_weight = nn.Parameter(torch.full((num_terms,), math.log(cfg.reg_weight_init)))
         self.abar = nn.Parameter(torch.full((cfg.phases, n), cfg.abar_init))
         self.eps0 = nn.Parameter(torch.full((num_terms,), cfg.eps_init))
-        self.initializer = (KSpaceInitializer(n, cfg.features, cfg.delta, cfg.padding)
-                            if cfg.initial_image == "learned" else None)
+        self.initializer = initializer_of(cfg)
 
     def regularization_weights(self) -> list[torch.Tensor | float]:
         """lam per regulariser term: learned for the descent rule, 1 for the free rule (weight in tau)."""
@@ -239,9 +257,12 @@ class LPAMNet(nn.Module):
 
     def initial_image(self, kspace: torch.Tensor, physics: ContrastPhysics) -> torch.Tensor:
         """x0 = the zero-filled image (A^H y, SENSE-combined with coil maps; density-compensated on a
-        trajectory), or the learned k-space initialiser (single-coil Cartesian)."""
+        trajectory), the U-Net initialiser's image (section 4d), or the learned k-space initialiser (single-coil
+        Cartesian)."""
         if self.initializer is None:
             return physics.zero_filled(kspace)
+        if isinstance(self.initializer, ResidualUNet):
+            return self.initializer(kspace, physics)
         if physics.multi_coil or not physics.cartesian:
             raise ValueError("the learned initial image works on single-coil Cartesian k-space; use initial_image "
                              "'zero-filled' for multi-coil or non-Cartesian data")

@@ -167,6 +167,8 @@ class TrainSettings:
     # w_avg <- d w_avg + (1 - d) w after every step (None: the weights themselves); it averages out the noise of
     # small-batch steps, e.g. when fine-tuning a trained network
     ema_decay: float | None = None
+    # LPAM-net with model.initial_image "unet": the trained U-Net checkpoint its initial-image U-Net starts from
+    initializer_from: str | None = None
     # LPAM-net: every phase's alpha set to this value at the start (after init_from), e.g. a step that the
     # warm-started network's Phi_eps accepts (docs/method.md section 4b, "Start")
     init_alpha: float | None = None
@@ -244,6 +246,8 @@ class TrainConfig:
         if self.train.lr_new is not None and not (self.train.lr_new > 0 and self.train.init_from is not None):
             raise ValueError(f"train.lr_new must be a positive rate for the weights that train.init_from does not "
                              f"hold (it needs init_from), got {self.train.lr_new!r}")
+        if self.train.initializer_from is not None and getattr(self.model, "initial_image", None) != "unet":
+            raise ValueError("train.initializer_from needs an LPAM-net with model.initial_image 'unet'")
         if self.train.lr_decay not in LR_DECAYS:
             raise ValueError(f"unknown train.lr_decay {self.train.lr_decay!r}; choose one of {', '.join(LR_DECAYS)}")
         if self.train.init_alpha is not None and not (self.train.init_alpha > 0 and hasattr(self.model, "alpha_init")):

@@ -35,7 +35,7 @@ from lpam.training.config import Stage, TrainConfig, lr_factor
 from lpam.training.distributed import barrier, join_process_group, leave_process_group, mean_over_processes
 from lpam.training.run_files import Position, append_csv, config_text, resumed_position, truncate_csv
 from lpam.training.samples import Batch, config_transform, make_batch, sampling_draw, validation_data
-from lpam.training.warm_start import warm_start
+from lpam.training.warm_start import warm_start, warm_start_initializer
 
 
 def training_loss(recon: torch.Tensor, target: torch.Tensor, ssim_weight: float) -> torch.Tensor:
@@ -139,6 +139,8 @@ class Trainer:
                                   "--resume to continue a run, or choose another --out (or delete the folder)")
         if config.train.init_from is not None:
             warm_start(self.model, config.train.init_from, config.data.contrasts)
+        if config.train.initializer_from is not None:
+            warm_start_initializer(self.model, config.train.initializer_from, config.data.contrasts)
         if config.train.init_alpha is not None:
             self.model.reset_alpha(config.train.init_alpha)
         self._start_average()

@@ -12,6 +12,9 @@ instead cost 2.3 dB (T1) and 3.5 dB (T2) on the validation slab after 47 fine-tu
 A model's per-phase parameters (``phase_parameters``, rows = phases) may have more rows than the checkpoint's:
 the rows past its K repeat its last phase, as a network run past its trained K does (docs/method.md section
 4), so a K-phase network starts a longer one computing exactly what it computed when run for that many phases.
+
+An LPAM-net whose initial image comes from a U-Net (``initial_image: unet``) takes that U-Net's weights from a
+trained U-Net checkpoint (``train.initializer_from``): :func:`warm_start_initializer`.
 """
 from __future__ import annotations
 
@@ -71,3 +74,26 @@ def warm_start(model: nn.Module, path: str | Path, contrasts: Sequence[str]) -> 
                          "(another architecture?); nothing would be initialised from it")
     model.load_state_dict(state)
     return kept
+
+
+def warm_start_initializer(model: nn.Module, path: str | Path, contrasts: Sequence[str]) -> None:
+    """Copy the weights of the U-Net checkpoint ``path`` (trained on the same ``contrasts``, same channels and
+    pools) into the U-Net that makes ``model``'s initial image."""
+    payload = load_checkpoint(path)
+    initializer = getattr(model, "initializer", None)
+    if getattr(model.config, "initial_image", None) != "unet" or initializer is None:
+        raise ValueError("train.initializer_from needs an LPAM-net with model.initial_image 'unet'")
+    if payload.get("model_type") != "unet":
+        raise ValueError(f"train.initializer_from: {path} holds a {payload.get('model_type', 'lpam-net')} model; "
+                         "it must be a U-Net checkpoint (model.type: unet)")
+    source_contrasts = list(((payload.get("train_config") or {}).get("data") or {}).get("contrasts") or [])
+    if source_contrasts != list(contrasts):
+        raise ValueError(f"train.initializer_from: {path} was trained on contrasts {source_contrasts}, this "
+                         f"config trains {list(contrasts)}")
+    stored = {key: payload["model_config"].get(key) for key in ("channels", "pools", "data_consistency")}
+    wanted = {"channels": model.config.initializer_channels, "pools": model.config.initializer_pools,
+              "data_consistency": True}
+    if stored != wanted:
+        raise ValueError(f"train.initializer_from: {path} is a U-Net with {stored}; model.initializer_channels "
+                         f"and model.initializer_pools ask for {wanted}")
+    initializer.load_state_dict(payload["model"])
