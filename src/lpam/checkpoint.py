@@ -74,6 +74,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return payload
 
 
+def checkpoint_contrasts(payload: dict[str, Any]) -> list[str]:
+    """The contrasts a checkpoint's training config names (empty if it records none)."""
+    return list(((payload.get("train_config") or {}).get("data") or {}).get("contrasts") or [])
+
+
 def load_training_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """:func:`load_checkpoint` of a checkpoint that `lpam train --resume` continues from (a run's last.pt),
     with an error naming the file when it holds no training position (a best.pt or exported model)."""

@@ -204,7 +204,7 @@ def run_demo(
         "split": "test",
         "model": label,
         "params": {label: count_parameters(model)},
-        "phases": phases or run_phases(model, "convergent" if history is not None else "plain"),
+        "phases": run_phases(model, "convergent" if history is not None else "plain", phases),
         "trained_phases": getattr(model.config, "phases", None),
         "seconds_per_pair": {name: s / len(data.axial_indices) for name, s in seconds.items()},
     }

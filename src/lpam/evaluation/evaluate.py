@@ -13,7 +13,7 @@ from typing import Sequence
 
 import torch
 
-from lpam.checkpoint import load_model_with_checkpoint
+from lpam.checkpoint import checkpoint_contrasts, load_model_with_checkpoint
 from lpam.data.mask_files import load_mask
 from lpam.data.sources import EvaluationData, load_evaluation_data
 from lpam.evaluation.scoring import (evaluate_method, evaluation_batch, multicoil_reconstructors,
@@ -30,7 +30,7 @@ from lpam.plotting import reconstruction_grid
 
 def trained_contrasts(checkpoint: dict) -> list[str]:
     """The contrasts a checkpoint was trained on (T1, T2 when it does not say)."""
-    return list((checkpoint.get("train_config") or {}).get("data", {}).get("contrasts") or ["T1", "T2"])
+    return checkpoint_contrasts(checkpoint) or ["T1", "T2"]
 
 
 def _sampling(mask: MaskSpec | TrajectorySpec | None, mask_file: str | Path | None,
@@ -124,7 +124,7 @@ def evaluate_checkpoint(
     metrics = {
         "methods": {method: summary(result, dataset.contrasts) for method, result in results.items()},
         "mask": mask_described, "slices": dataset.slice_ids,
-        "data": dataset.source, "mode": mode, "phases": phases or run_phases(model, mode),
+        "data": dataset.source, "mode": mode, "phases": run_phases(model, mode, phases),
         "checkpoint": described,
         "params": {name: count_parameters(model)},
         "seconds_per_pair": {method: r.seconds / len(positions) for method, r in results.items()},

@@ -32,13 +32,16 @@ def build_model(config: ModelConfig) -> nn.Module:
     return MODEL_TYPES[model_type_of(config)][1](config)
 
 
-def run_phases(model: nn.Module, mode: str) -> int | None:
-    """The phases a call of ``model`` in ``mode`` without ``phases`` runs (None for a model without phases)."""
+def run_phases(model: nn.Module, mode: str, phases: int | None = None) -> int | None:
+    """The phases a call of ``model`` in ``mode`` runs: ``phases`` if given, else its default for the mode (None
+    for a model without phases)."""
     config = model.config
+    if phases:
+        return phases
     return config.default_phases(mode) if isinstance(config, LPAMNetConfig) else None
 
 
 def run_description(model: nn.Module, mode: str, phases: int | None = None) -> str:
     """How a call runs, in words: "convergent mode, 40 phases" (an LPAM-net), "one pass" (a U-Net)."""
-    count = phases or run_phases(model, mode)
+    count = run_phases(model, mode, phases)
     return "one pass" if count is None else f"{mode} mode, {count} phases"

@@ -69,6 +69,17 @@ def seeded_model(config: TrainConfig) -> nn.Module:
         return build_model(config.model)
 
 
+def start_weights(model: nn.Module, config: TrainConfig) -> None:
+    """The weights a fresh run starts from: ``train.init_from``, then ``train.initializer_from`` (the U-Net of
+    ``initial_image: unet``), then ``train.init_alpha``, each where the config sets it."""
+    if config.train.init_from is not None:
+        warm_start(model, config.train.init_from, config.data.contrasts)
+    if config.train.initializer_from is not None:
+        warm_start_initializer(model, config.train.initializer_from, config.data.contrasts)
+    if config.train.init_alpha is not None:
+        model.reset_alpha(config.train.init_alpha)
+
+
 def new_parameters(model: nn.Module, config: TrainConfig) -> list[nn.Parameter]:
     """The network weights that ``train.init_from`` does not hold, when ``train.lr_new`` gives them a rate."""
     if config.train.lr_new is None:
@@ -137,12 +148,7 @@ class Trainer:
         if self.run_dir.exists() and (not self.run_dir.is_dir() or any(self.run_dir.iterdir())):
             raise FileExistsError(f"{self.run_dir} is not an empty folder (it holds a run or other files); use "
                                   "--resume to continue a run, or choose another --out (or delete the folder)")
-        if config.train.init_from is not None:
-            warm_start(self.model, config.train.init_from, config.data.contrasts)
-        if config.train.initializer_from is not None:
-            warm_start_initializer(self.model, config.train.initializer_from, config.data.contrasts)
-        if config.train.init_alpha is not None:
-            self.model.reset_alpha(config.train.init_alpha)
+        start_weights(self.model, config)
         self._start_average()
 
     def _start_average(self) -> None:

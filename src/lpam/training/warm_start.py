@@ -24,7 +24,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from lpam.checkpoint import load_checkpoint
+from lpam.checkpoint import checkpoint_contrasts, load_checkpoint
 from lpam.models.registry import model_type_of
 
 
@@ -46,7 +46,7 @@ def warm_start(model: nn.Module, path: str | Path, contrasts: Sequence[str]) -> 
     if source_type != target_type:
         raise ValueError(f"train.init_from: {path} holds a {source_type} model, this config trains a "
                          f"{target_type}; start from a {target_type} checkpoint")
-    source_contrasts = list(((payload.get("train_config") or {}).get("data") or {}).get("contrasts") or [])
+    source_contrasts = checkpoint_contrasts(payload)
     source_state = payload["model"]
     state = model.state_dict()
     if len(source_contrasts) != len(set(source_contrasts)) or not source_contrasts:
@@ -86,7 +86,7 @@ def warm_start_initializer(model: nn.Module, path: str | Path, contrasts: Sequen
     if payload.get("model_type") != "unet":
         raise ValueError(f"train.initializer_from: {path} holds a {payload.get('model_type', 'lpam-net')} model; "
                          "it must be a U-Net checkpoint (model.type: unet)")
-    source_contrasts = list(((payload.get("train_config") or {}).get("data") or {}).get("contrasts") or [])
+    source_contrasts = checkpoint_contrasts(payload)
     if source_contrasts != list(contrasts):
         raise ValueError(f"train.initializer_from: {path} was trained on contrasts {source_contrasts}, this "
                          f"config trains {list(contrasts)}")
